@@ -1,0 +1,2 @@
+#include "atrctl.h"
+int main(void) { return 0; }

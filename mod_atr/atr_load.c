@@ -1,0 +1,2 @@
+/* stub: to be implemented */
+#include "atr_load.h"

@@ -1,0 +1,78 @@
+/* The statements. Labels are what the code names; keep them in one place so a reviewer
+ * can see every query the module can run. */
+#include <stddef.h>
+#include "atr_sql.h"
+
+static const atr_sql_stmt_t statements[] = {
+    /* schema */
+    { "atr_schema_version", "SELECT version FROM atr_schema_version" },
+
+    /* resources */
+    { "atr_res_current",
+      "SELECT version, last_updated, deleted FROM atr_current WHERE rtype = %s AND id = %s" },
+    { "atr_res_get",
+      "SELECT version, last_updated, deleted, body FROM atr_resource WHERE rtype = %s AND id = %s AND version = %s" },
+    { "atr_res_get_current",
+      "SELECT r.version, r.last_updated, r.deleted, r.body FROM atr_current c JOIN atr_resource r"
+      " ON r.rtype = c.rtype AND r.id = c.id AND r.version = c.version WHERE c.rtype = %s AND c.id = %s" },
+    { "atr_res_history",
+      "SELECT version, last_updated, deleted, body FROM atr_resource WHERE rtype = %s AND id = %s"
+      " AND last_updated > %s ORDER BY version DESC LIMIT %s" },
+    { "atr_res_insert",
+      "INSERT INTO atr_resource (rtype, id, version, last_updated, deleted, body) VALUES (%s, %s, %s, %s, %s, %s)" },
+    { "atr_cur_upsert",
+      "INSERT INTO atr_current (rtype, id, version, last_updated, deleted) VALUES (%s, %s, %s, %s, %s)"
+      " ON CONFLICT (rtype, id) DO UPDATE SET version = excluded.version,"
+      " last_updated = excluded.last_updated, deleted = excluded.deleted" },
+
+    /* Group members (paged by seq so no result set is ever the whole Group) */
+    { "atr_mem_insert",
+      "INSERT INTO atr_group_member (group_id, version, seq, entity_ref, provider_ref, coverage_ref,"
+      " change_type, inactive, period_start, period_end, body) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)" },
+    { "atr_mem_page",
+      "SELECT seq, body FROM atr_group_member WHERE group_id = %s AND version = %s AND seq > %s"
+      " ORDER BY seq LIMIT %s" },
+    { "atr_mem_count",
+      "SELECT COUNT(*) FROM atr_group_member WHERE group_id = %s AND version = %s" },
+
+    /* Group search index (current versions) */
+    { "atr_gidx_upsert",
+      "INSERT INTO atr_group_index (group_id, name, name_norm, status, period_start, period_end, member_count)"
+      " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (group_id) DO UPDATE SET name = excluded.name,"
+      " name_norm = excluded.name_norm, status = excluded.status, period_start = excluded.period_start,"
+      " period_end = excluded.period_end, member_count = excluded.member_count" },
+    { "atr_gident_delete", "DELETE FROM atr_group_identifier WHERE group_id = %s" },
+    { "atr_gident_insert",
+      "INSERT INTO atr_group_identifier (group_id, system, value, type_system, type_code) VALUES (%s, %s, %s, %s, %s)" },
+    { "atr_gchar_delete", "DELETE FROM atr_group_characteristic WHERE group_id = %s" },
+    { "atr_gchar_insert",
+      "INSERT INTO atr_group_characteristic (group_id, code_system, code, value_ref, value_system, value_code)"
+      " VALUES (%s, %s, %s, %s, %s, %s)" },
+
+    /* Group search: each returns group_id rows; atr_search combines them (AND/OR) in C. */
+    { "atr_gs_all", "SELECT group_id FROM atr_group_index" },
+    { "atr_gs_id", "SELECT group_id FROM atr_group_index WHERE group_id = %s" },
+    { "atr_gs_ident_sys_val", "SELECT group_id FROM atr_group_identifier WHERE system = %s AND value = %s" },
+    { "atr_gs_ident_val", "SELECT group_id FROM atr_group_identifier WHERE value = %s" },
+    { "atr_gs_ident_sys", "SELECT group_id FROM atr_group_identifier WHERE system = %s" },
+    { "atr_gs_ident_type_val",
+      "SELECT group_id FROM atr_group_identifier WHERE type_system = %s AND type_code = %s AND value = %s" },
+    { "atr_gs_name_like", "SELECT group_id FROM atr_group_index WHERE name_norm LIKE %s ESCAPE '\\'" },
+    { "atr_gs_name_exact", "SELECT group_id FROM atr_group_index WHERE name = %s" },
+    { "atr_gs_char_sys_code", "SELECT group_id FROM atr_group_characteristic WHERE code_system = %s AND code = %s" },
+    { "atr_gs_char_code", "SELECT group_id FROM atr_group_characteristic WHERE code = %s" },
+    { "atr_gs_charval_ref_sys",
+      "SELECT group_id FROM atr_group_characteristic WHERE code_system = %s AND code = %s AND value_ref = %s" },
+    { "atr_gs_charval_ref",
+      "SELECT group_id FROM atr_group_characteristic WHERE code = %s AND value_ref = %s" },
+    { "atr_gs_charval_tok",
+      "SELECT group_id FROM atr_group_characteristic WHERE code = %s AND value_code = %s" },
+
+    { NULL, NULL }
+};
+
+const atr_sql_stmt_t *atr_sql_statements(const char *driver)
+{
+    (void)driver; /* identical for sqlite3 and pgsql so far */
+    return statements;
+}

@@ -1,0 +1,45 @@
+/* Versioned FHIR resources in the store. Group members are rows (atr_group_member), never
+ * one blob: writing takes them from the Group JSON, reading streams them page by page. */
+#ifndef ATR_STORE_H
+#define ATR_STORE_H
+#include <apr_pools.h>
+#include <apr_time.h>
+#include <jansson.h>
+#include "atr_db.h"
+
+typedef struct atr_resource_t {
+    const char *type;
+    const char *id;
+    int version;               /* meta.versionId */
+    const char *last_updated;  /* meta.lastUpdated, FHIR instant (store format) */
+    int deleted;
+    const char *body;          /* stored JSON: no meta.versionId/lastUpdated; Group: no member */
+} atr_resource_t;
+
+/* Read a version (version 0 = current). APR_NOTFOUND when there is no such resource or
+ * version. A deleted current version comes back with deleted = 1 (callers answer 410). */
+apr_status_t atr_store_get(atr_resource_t **pres, atr_db_t *db, const char *type, const char *id,
+                           int version, apr_pool_t *p);
+
+/* History newest first: versions with last_updated > since (since NULL = all), at most max.
+ * cb is called per version with a per-call subpool; a non-success return stops and is returned. */
+typedef apr_status_t atr_store_res_cb(void *baton, const atr_resource_t *res, apr_pool_t *ptemp);
+apr_status_t atr_store_history(atr_db_t *db, const char *type, const char *id, const char *since,
+                               int max, atr_store_res_cb *cb, void *baton, apr_pool_t *p);
+
+/* Write resource (a FHIR JSON object with resourceType and id) as its next version, in the
+ * caller's transaction. When its content (ignoring meta.versionId/lastUpdated) equals the
+ * current version, nothing is written and *pchanged = 0. *pversion = resulting current version.
+ * For Group: members go to atr_group_member rows of the new version and the search index
+ * (atr_group_index/identifier/characteristic) is replaced. now = meta.lastUpdated to store.
+ * APR_EINVAL with *perr for a resource we cannot store (unknown type, bad id, ...). */
+apr_status_t atr_store_put(int *pversion, int *pchanged, atr_db_t *db, json_t *resource,
+                           apr_time_t now, const char **perr, apr_pool_t *p);
+
+/* Stream the member rows (member JSON text) of Group id at version, in order, in pages of
+ * page_size rows (each page in a cleared subpool). cb gets one member JSON per call. */
+typedef apr_status_t atr_store_member_cb(void *baton, const char *member_json, apr_pool_t *ptemp);
+apr_status_t atr_store_group_members(atr_db_t *db, const char *group_id, int version, int page_size,
+                                     atr_store_member_cb *cb, void *baton, apr_pool_t *p);
+
+#endif

@@ -1,0 +1,3 @@
+#ifndef MOD_ATR_H
+#define MOD_ATR_H
+#endif

@@ -1,0 +1,3 @@
+#ifndef MOD_ATR_FHIR_H
+#define MOD_ATR_FHIR_H
+#endif

@@ -1,0 +1,1 @@
+#include "mod_atr_http.h"

@@ -1,0 +1,3 @@
+#ifndef MOD_ATR_HTTP_H
+#define MOD_ATR_HTTP_H
+#endif

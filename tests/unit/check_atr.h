@@ -1,0 +1,7 @@
+#ifndef CHECK_ATR_H
+#define CHECK_ATR_H
+#include <check.h>
+Suite *json_suite(void);
+Suite *store_suite(void);
+Suite *search_suite(void);
+#endif
