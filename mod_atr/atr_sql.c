@@ -1,5 +1,7 @@
 /* The statements. Labels are what the code names; keep them in one place so a reviewer
- * can see every query the module can run. */
+ * can see every query the module can run.
+ * Integer parameters are %d: apr_dbd_pgsql prepares %s as varchar, and PostgreSQL refuses
+ * "integer = varchar" (values are still passed as strings; sqlite3 binds them as text). */
 #include <stddef.h>
 #include "atr_sql.h"
 
@@ -11,34 +13,34 @@ static const atr_sql_stmt_t statements[] = {
     { "atr_res_current",
       "SELECT version, last_updated, deleted FROM atr_current WHERE rtype = %s AND id = %s" },
     { "atr_res_get",
-      "SELECT version, last_updated, deleted, body FROM atr_resource WHERE rtype = %s AND id = %s AND version = %s" },
+      "SELECT version, last_updated, deleted, body FROM atr_resource WHERE rtype = %s AND id = %s AND version = %d" },
     { "atr_res_get_current",
       "SELECT r.version, r.last_updated, r.deleted, r.body FROM atr_current c JOIN atr_resource r"
       " ON r.rtype = c.rtype AND r.id = c.id AND r.version = c.version WHERE c.rtype = %s AND c.id = %s" },
     { "atr_res_history",
       "SELECT version, last_updated, deleted, body FROM atr_resource WHERE rtype = %s AND id = %s"
-      " AND last_updated > %s ORDER BY version DESC LIMIT %s" },
+      " AND last_updated > %s ORDER BY version DESC LIMIT %d" },
     { "atr_res_insert",
-      "INSERT INTO atr_resource (rtype, id, version, last_updated, deleted, body) VALUES (%s, %s, %s, %s, %s, %s)" },
+      "INSERT INTO atr_resource (rtype, id, version, last_updated, deleted, body) VALUES (%s, %s, %d, %s, %d, %s)" },
     { "atr_cur_upsert",
-      "INSERT INTO atr_current (rtype, id, version, last_updated, deleted) VALUES (%s, %s, %s, %s, %s)"
+      "INSERT INTO atr_current (rtype, id, version, last_updated, deleted) VALUES (%s, %s, %d, %s, %d)"
       " ON CONFLICT (rtype, id) DO UPDATE SET version = excluded.version,"
       " last_updated = excluded.last_updated, deleted = excluded.deleted" },
 
     /* Group members (paged by seq so no result set is ever the whole Group) */
     { "atr_mem_insert",
       "INSERT INTO atr_group_member (group_id, version, seq, entity_ref, provider_ref, coverage_ref,"
-      " change_type, inactive, period_start, period_end, body) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)" },
+      " change_type, inactive, period_start, period_end, body) VALUES (%s, %d, %d, %s, %s, %s, %s, %d, %s, %s, %s)" },
     { "atr_mem_page",
-      "SELECT seq, body FROM atr_group_member WHERE group_id = %s AND version = %s AND seq > %s"
-      " ORDER BY seq LIMIT %s" },
+      "SELECT seq, body FROM atr_group_member WHERE group_id = %s AND version = %d AND seq > %d"
+      " ORDER BY seq LIMIT %d" },
     { "atr_mem_count",
-      "SELECT COUNT(*) FROM atr_group_member WHERE group_id = %s AND version = %s" },
+      "SELECT COUNT(*) FROM atr_group_member WHERE group_id = %s AND version = %d" },
 
     /* Group search index (current versions) */
     { "atr_gidx_upsert",
       "INSERT INTO atr_group_index (group_id, name, name_norm, status, period_start, period_end, member_count)"
-      " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (group_id) DO UPDATE SET name = excluded.name,"
+      " VALUES (%s, %s, %s, %s, %s, %s, %d) ON CONFLICT (group_id) DO UPDATE SET name = excluded.name,"
       " name_norm = excluded.name_norm, status = excluded.status, period_start = excluded.period_start,"
       " period_end = excluded.period_end, member_count = excluded.member_count" },
     { "atr_gident_delete", "DELETE FROM atr_group_identifier WHERE group_id = %s" },

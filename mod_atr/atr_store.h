@@ -22,7 +22,8 @@ apr_status_t atr_store_get(atr_resource_t **pres, atr_db_t *db, const char *type
                            int version, apr_pool_t *p);
 
 /* History newest first: versions with last_updated > since (since NULL = all), at most max.
- * cb is called per version with a per-call subpool; a non-success return stops and is returned. */
+ * cb is called per version with a per-call subpool; a non-success return stops and is returned.
+ * APR_NOTFOUND when the resource has no version at all (callers answer 404). */
 typedef apr_status_t atr_store_res_cb(void *baton, const atr_resource_t *res, apr_pool_t *ptemp);
 apr_status_t atr_store_history(atr_db_t *db, const char *type, const char *id, const char *since,
                                int max, atr_store_res_cb *cb, void *baton, apr_pool_t *p);
@@ -35,6 +36,24 @@ apr_status_t atr_store_history(atr_db_t *db, const char *type, const char *id, c
  * APR_EINVAL with *perr for a resource we cannot store (unknown type, bad id, ...). */
 apr_status_t atr_store_put(int *pversion, int *pchanged, atr_db_t *db, json_t *resource,
                            apr_time_t now, const char **perr, apr_pool_t *p);
+
+/* Group members as text, for writers that never hold them as one JSON tree (the loader cuts
+ * them out of a Group line). get returns member i (0-based) as compact JSON, in the form
+ * atr_json_dump writes; it is called in order 0..count-1, possibly in several passes. */
+typedef struct atr_store_members_t {
+    apr_size_t count;
+    apr_status_t (*get)(void *baton, apr_size_t i, const char **pjson, apr_pool_t *ptemp);
+    void *baton;
+} atr_store_members_t;
+
+/* atr_store_put for a resource already in its stored form: body = compact JSON (as
+ * atr_json_dump writes it) without meta.versionId/lastUpdated and without Group.member.
+ * Group: parsed = body parsed (for the search index), members = its members (NULL: none).
+ * Members are checked while written: on APR_EINVAL the caller must roll back. */
+apr_status_t atr_store_put_text(int *pversion, int *pchanged, atr_db_t *db, const char *type,
+                                const char *id, const char *body, const json_t *parsed,
+                                const atr_store_members_t *members, apr_time_t now,
+                                const char **perr, apr_pool_t *p);
 
 /* Stream the member rows (member JSON text) of Group id at version, in order, in pages of
  * page_size rows (each page in a cleared subpool). cb gets one member JSON per call. */
