@@ -4,4 +4,5 @@
 Suite *json_suite(void);
 Suite *store_suite(void);
 Suite *search_suite(void);
+Suite *demo_suite(void);
 #endif
