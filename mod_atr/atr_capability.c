@@ -1,2 +1,91 @@
-/* stub: to be implemented */
+/* The CapabilityStatement: only what this build serves. Export, the reconciliation
+ * operations and SMART security are added here when they are implemented (not before:
+ * clients and testers take the statement at its word). */
+#include <string.h>
+#include <apr_strings.h>
+#include "atr_fhir.h"
+#include "atr_json.h"
 #include "atr_capability.h"
+
+#define ATR_PRODUCER_CS ATR_IG "/CapabilityStatement/atr-producer"
+#define ATR_SOFTWARE_VERSION "0.1.0"
+
+static json_t *interactions(void)
+{
+    return json_pack("[{s:s},{s:s},{s:s}]", "code", "read", "code", "vread",
+                     "code", "history-instance");
+}
+
+static json_t *search_param(const char *name, const char *definition, const char *type,
+                            const char *doc)
+{
+    return json_pack("{s:s, s:s, s:s, s:s}", "name", name, "definition", definition,
+                     "type", type, "documentation", doc);
+}
+
+static json_t *group_resource(const char *base_url, apr_pool_t *p)
+{
+    json_t *res = json_pack("{s:s, s:[s], s:o, s:s, s:b}",
+                            "type", "Group",
+                            "supportedProfile", atr_fhir_profile("Group"),
+                            "interaction", interactions(),
+                            "versioning", "versioned",
+                            "readHistory", 1);
+    json_t *params = json_array();
+
+    json_array_append_new(json_object_get(res, "interaction"),
+                          json_pack("{s:s}", "code", "search-type"));
+    json_array_append_new(params, search_param("identifier",
+        "http://hl7.org/fhir/SearchParameter/Group-identifier", "token",
+        "system|value, value, |value, system|; also :of-type=type-system|type-code|value"));
+    json_array_append_new(params, search_param("characteristic",
+        "http://hl7.org/fhir/SearchParameter/Group-characteristic", "token",
+        "Group.characteristic.code: system|code or code"));
+    json_array_append_new(params, search_param("characteristic-value",
+        "http://hl7.org/fhir/SearchParameter/Group-characteristic-value", "composite",
+        "code$Type/id (Reference value, as ATR uses), system|code$Type/id, or code$token"));
+    json_array_append_new(params, search_param("name",
+        /* not an R4 Group parameter (D4): defined locally */
+        apr_pstrcat(p, base_url, "/SearchParameter/Group-name", NULL), "string",
+        "Group.name: starts with (case and accent insensitive); :exact, :contains"));
+    json_array_append_new(params, search_param("_id",
+        "http://hl7.org/fhir/SearchParameter/Resource-id", "token", "logical id"));
+    json_object_set_new(res, "searchParam", params);
+    return res;
+}
+
+json_t *atr_capability_statement(const char *base_url, apr_pool_t *p)
+{
+    json_t *cs, *resources, *rest;
+    int i;
+
+    cs = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:[s], s:{s:s, s:s}, s:{s:s, s:s}, s:s, s:[s]}",
+                   "resourceType", "CapabilityStatement",
+                   "status", "active",
+                   "date", "2026-11-24",
+                   "publisher", "mod_atr",
+                   "kind", "instance",
+                   "fhirVersion", ATR_FHIR_VERSION,
+                   "instantiates", ATR_PRODUCER_CS,
+                   "software", "name", "mod_atr", "version", ATR_SOFTWARE_VERSION,
+                   "implementation", "description", "Da Vinci ATR Producer (mod_atr)", "url", base_url,
+                   "name", "ModAtrProducer",
+                   "format", "json");
+    resources = json_array();
+    for (i = 0; atr_fhir_types[i]; i++) {
+        const char *type = atr_fhir_types[i];
+        if (!strcmp(type, "Group")) {
+            json_array_append_new(resources, group_resource(base_url, p));
+        }
+        else {
+            json_array_append_new(resources,
+                json_pack("{s:s, s:[s], s:o, s:s, s:b}", "type", type,
+                          "supportedProfile", atr_fhir_profile(type),
+                          "interaction", interactions(),
+                          "versioning", "versioned", "readHistory", 1));
+        }
+    }
+    rest = json_pack("{s:s, s:o}", "mode", "server", "resource", resources);
+    json_object_set_new(cs, "rest", json_pack("[o]", rest));
+    return atr_json_pool_own(cs, p);
+}

@@ -22,11 +22,13 @@ apr_status_t atr_query_parse(apr_array_header_t **pparams, const char *query, co
 typedef struct atr_search_t {
     apr_array_header_t *clauses;     /* internal: AND of OR-lists */
     int count;                       /* _count (page size), already bounded */
+    int count_given;                 /* 1 if _count was in the request (else count = default) */
     int offset;                      /* _offset: paging cursor (our next links use it) */
     atr_summary_e summary;           /* _summary */
     apr_array_header_t *elements;    /* _elements (const char *), or NULL */
     apr_array_header_t *ignored;     /* names of parameters ignored (not strict) */
-    const char *self_query;          /* the parameters we honoured, re-encoded, for link.self */
+    const char *self_query;          /* the parameters we honoured, re-encoded, for link.self;
+                                      * without _count/_offset/_format: the caller adds paging */
 } atr_search_t;
 
 #define ATR_SEARCH_DEFAULT_COUNT 50
