@@ -1,0 +1,176 @@
+"""pytest fixtures for the mod_atr integration tests.
+
+Everything is real and runs on loopback: slapd (python-ldap's slapdtest with our schema),
+an SQLite store made by the build tree's ``atrctl``, and httpd with the built mod_atr.
+Build first (``make``); ``script/test`` does both.
+
+Session fixtures
+    ``workdir``  a directory under /tmp (pathlib.Path) holding everything below; removed at
+                 the end when all tests passed, else kept and printed (``ATR_KEEP_TEST_DIR=1``
+                 keeps it always).
+    ``slapd``    :class:`harness.AtrSlapd` -- ``ldap_uri``, ``root_dn``/``root_pw``,
+                 ``clients_dn``; ``add_consumer(client_id, **attrs)``, ``connect()``.
+    ``store``    :class:`harness.Store` -- ``db init``, then the demo dataset
+                 (``atrctl demo-data --members 300 --seed 7``) and the ATR 2.1.0 IG examples
+                 are loaded. Extra attributes: ``demo_files``, ``largest_group`` (id),
+                 ``largest_group_members`` (n), ``ig_resources`` ({(type, id): resource}).
+                 ``store.atrctl(*args, check=True)`` runs atrctl against it;
+                 ``store.sql(query)`` queries it read-only with the sqlite3 CLI.
+                 Demo ids are prefixed (``grp-1``, ``pat-1``, ...), the IG examples keep
+                 theirs (``Group/fullexample``, ``Patient/1``, ...).
+    ``httpd``    :class:`harness.Httpd` on a free port -- ``base_url``
+                 (``http://127.0.0.1:<port>/fhir``), ``get(path, **kw)``,
+                 ``post(path, **kw)``, ``request(method, path, **kw)`` (paths are relative to
+                 base_url), ``error_log``/``access_log`` paths, ``read_log(since)``,
+                 ``log_position()``, ``rss_kb()`` (sum of VmRSS of httpd's children, kB;
+                 ``rss_kb('VmHWM')`` for the peak), ``child_pids()``, ``pid()``.
+
+Function fixtures
+    ``httpd_config``  a callable ``configure(extra_directives)`` that restarts the session's
+                      httpd with extra directives appended to the template; the default
+                      config is restored after the test. Example::
+
+                          def test_small_pages(httpd, httpd_config):
+                              httpd_config('ATRSearchDefaultCount 2')
+                              ...
+    ``allow_errors``  a callable ``allow(regex, ...)``: error-log lines matching one of the
+                      regexes do not fail this test (for tests that provoke errors on purpose).
+                      The marker ``@pytest.mark.allow_errors(r'regex', ...)`` does the same.
+                      Crashes (segfault, AH00052) can never be allowed.
+
+The autouse fixture ``_no_unexpected_httpd_errors`` reads, after every test, what each
+running httpd wrote to its error log during the test and fails the test on any line at level
+error/crit/alert/emerg or reporting a crash (segfault, AH00052), unless allowed as above.
+
+Environment: ``ATR_SHARED_DIR`` (default ``<repo>/../shared``), ``ATR_TEST_PORTS=LOW-HIGH``
+(restrict the ports used; default: any free port).
+"""
+import os
+import pathlib
+import re
+import shutil
+import tempfile
+
+import pytest
+
+from harness import AtrSlapd, Httpd, Paths, Store
+from harness.httpd import is_crash, is_unexpected
+
+DEMO_MEMBERS = 300
+DEMO_SEED = 7
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'allow_errors(*regexes): httpd error-log lines matching any regex do not '
+                   'fail the test')
+
+
+@pytest.fixture(scope='session')
+def workdir(request):
+    """One directory for the whole session (slapd, store, httpd live below it).
+
+    It is made under /tmp (not pytest's 0700 tmp tree) because httpd's children run as
+    www-data and must reach the store. Removed at the end when every test passed; otherwise
+    kept (its path is printed) so the logs can be read. ``ATR_KEEP_TEST_DIR=1`` keeps it always.
+    """
+    Paths.check()
+    d = tempfile.mkdtemp(prefix='atr-it-')
+    os.chmod(d, 0o755)
+    yield pathlib.Path(d)
+    if request.session.testsfailed or os.environ.get('ATR_KEEP_TEST_DIR'):
+        print('\nintegration test files kept in %s' % d)
+    else:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope='session')
+def slapd(workdir):
+    server = AtrSlapd(str(workdir))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope='session')
+def store(workdir):
+    s = Store(str(workdir / 'store'), owner='www-data' if os.geteuid() == 0 else None)
+    s.init()
+    demo_dir = os.path.join(s.directory, 'demo')
+    s.demo_files, s.largest_group, s.largest_group_members = s.demo_data(
+        demo_dir, DEMO_MEMBERS, DEMO_SEED)
+    s.load(*s.demo_files)
+    ig_file = os.path.join(s.directory, 'ig-examples.ndjson')
+    s.ig_resources = s.write_ig_examples_ndjson(ig_file)
+    s.load(ig_file)
+    return s
+
+
+@pytest.fixture(scope='session')
+def httpd(workdir, store):
+    server = Httpd(str(workdir / 'httpd'), store)
+    server.start()
+    yield server
+    server.stop()
+    # What was logged after the last test (e.g. at shutdown) must be clean too.
+    bad = [e.text for e in server.read_new_log() if is_unexpected(e)]
+    if bad:
+        pytest.fail('unexpected lines in httpd error log after the last test:\n'
+                    + '\n'.join(bad[:40]), pytrace=False)
+
+
+@pytest.fixture
+def httpd_config(httpd):
+    """``configure(extra)``: restart httpd with extra directives; restored afterwards."""
+    changed = []
+
+    def configure(extra):
+        changed.append(True)
+        httpd.restart(extra)
+        return httpd
+
+    yield configure
+    if changed:
+        httpd.restart('')
+
+
+@pytest.fixture
+def allow_errors(request):
+    """``allow(regex, ...)``: let matching error-log lines pass for this test."""
+    patterns = request.node.__dict__.setdefault('_atr_allowed_errors', [])
+
+    def allow(*regexes):
+        patterns.extend(re.compile(r) for r in regexes)
+
+    return allow
+
+
+@pytest.fixture(autouse=True)
+def _no_unexpected_httpd_errors(request):
+    yield
+    allowed = list(request.node.__dict__.get('_atr_allowed_errors', []))
+    for mark in request.node.iter_markers('allow_errors'):
+        allowed.extend(re.compile(r) for r in mark.args)
+    bad = []
+    for h in list(Httpd.running):
+        # Everything logged since the previous check: lines written between two tests (e.g.
+        # by a child that started late) are charged to the next test rather than lost.
+        for entry in h.read_new_log():
+            if is_crash(entry) or (is_unexpected(entry)
+                                   and not any(p.search(entry.text) for p in allowed)):
+                bad.append(entry.text)
+    if bad:
+        pytest.fail('unexpected lines in httpd error log:\n' + '\n'.join(bad[:40]),
+                    pytrace=False)
+
+
+@pytest.fixture
+def fhir(httpd):
+    """The FHIR server under test (the session's :class:`harness.Httpd`)."""
+    return httpd
+
+
+@pytest.fixture(scope='session')
+def atrctl(store):
+    """``atrctl(*args)``: run atrctl against the session's store; fails on a non-zero exit."""
+    return store.atrctl
