@@ -1,0 +1,159 @@
+"""atrctl against a real SQLite store: db init/check, load (NDJSON and Bundle), errors with
+line numbers that leave the store exactly as it was, demo-data determinism."""
+import hashlib
+import json
+import sqlite3
+import subprocess
+
+import pytest
+
+from harness.examples import ATRCTL, ig_example, SHARED
+
+
+def run(*args, check=True):
+    p = subprocess.run([ATRCTL, *args], capture_output=True, text=True, timeout=600)
+    if check:
+        assert p.returncode == 0, p.stderr
+    return p
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "atr.db"
+    run("--db", f"sqlite3:{path}", "db", "init")
+    return path
+
+
+def dump(path):
+    con = sqlite3.connect(path)
+    rows = {t: con.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()
+            for t in ("atr_resource", "atr_current", "atr_group_member", "atr_group_index",
+                      "atr_group_identifier", "atr_group_characteristic")}
+    con.close()
+    return rows
+
+
+def test_db_init_and_check(db):
+    p = run("--db", f"sqlite3:{db}", "db", "check")
+    assert "1" in p.stdout
+
+
+def test_db_init_twice_is_refused(db):
+    p = run("--db", f"sqlite3:{db}", "db", "init", check=False)
+    assert p.returncode == 1
+    assert "already" in p.stderr.lower()
+
+
+def test_unknown_schema_version_refused(db):
+    con = sqlite3.connect(db)
+    con.execute("UPDATE atr_schema_version SET version = 99")
+    con.commit()
+    con.close()
+    p = run("--db", f"sqlite3:{db}", "load", str(SHARED / "spec/atr/2.1.0/examples/Patient-1.json"), check=False)
+    assert p.returncode == 1
+    assert "99" in p.stderr
+    assert dump(db)["atr_resource"] == []
+
+
+def test_no_schema_refused(tmp_path):
+    p = run("--db", f"sqlite3:{tmp_path / 'empty.db'}", "db", "check", check=False)
+    assert p.returncode == 1
+    assert "db init" in p.stderr
+
+
+def test_bad_db_spec_is_usage_or_failure(tmp_path):
+    p = run("--db", "nosuchdriver:/x", "db", "check", check=False)
+    assert p.returncode in (1, 2)
+    assert "nosuchdriver" in p.stderr
+
+
+def test_load_bundle_and_ndjson(db, tmp_path):
+    bundle = {"resourceType": "Bundle", "type": "collection",
+              "entry": [{"resource": ig_example("Patient-2.json")}, {"resource": ig_example("Coverage-2.json")}]}
+    bf = tmp_path / "b.json"
+    bf.write_text(json.dumps(bundle, indent=2))
+    nf = tmp_path / "n.ndjson"
+    nf.write_text(json.dumps(ig_example("Patient-1.json")) + "\n\n" + json.dumps(ig_example("Group-fullexample.json")) + "\n")
+    p = run("--db", f"sqlite3:{db}", "load", str(bf), str(nf))
+    assert "2 created" in p.stdout or "2 resources" in p.stdout
+    rows = dump(db)
+    assert {(r[0], r[1]) for r in rows["atr_current"]} == {("Patient", "2"), ("Coverage", "2"), ("Patient", "1"), ("Group", "fullexample")}
+    assert len(rows["atr_group_member"]) == 3
+
+
+@pytest.mark.parametrize("bad_line,needle", [
+    ('{"resourceType": "Patient", "id": "ok2"', "column"),
+    ('{"resourceType": "Observation", "id": "x"}', "Observation"),
+    ('{"resourceType": "Patient"}', "id"),
+    ('{"resourceType": "Patient", "id": "bad id!"}', "id"),
+    ('[1, 2, 3]', "object"),
+    ('{"resourceType": "Group", "id": "g", "member": [{"period": {}}]}', "entity"),
+])
+def test_bad_line_reported_and_nothing_kept(db, tmp_path, bad_line, needle):
+    """A bad line: FILE:LINE message, exit 1, and nothing of that file is kept."""
+    run("--db", f"sqlite3:{db}", "load", str(SHARED / "spec/atr/2.1.0/examples/Patient-3.json"))
+    before = dump(db)
+    f = tmp_path / "bad.ndjson"
+    f.write_text(json.dumps(ig_example("Patient-1.json")) + "\n" + json.dumps(ig_example("Coverage-1.json")) + "\n" + bad_line + "\n")
+    p = run("--db", f"sqlite3:{db}", "load", str(f), check=False)
+    assert p.returncode == 1
+    assert f"{f}:3" in p.stderr
+    assert needle.lower() in p.stderr.lower()
+    assert dump(db) == before
+
+
+def test_load_subscription_is_refused(db):
+    """Only the 8 ATR types are stored."""
+    p = run("--db", f"sqlite3:{db}", "load",
+            str(SHARED / "spec/atr/2.1.0/examples/Subscription-atr-list-change-subscription-example.json"), check=False)
+    assert p.returncode == 1
+    assert "Subscription" in p.stderr
+
+
+def test_reload_changed_content_creates_version(db, tmp_path):
+    pat = ig_example("Patient-1.json")
+    f = tmp_path / "p.ndjson"
+    f.write_text(json.dumps(pat) + "\n")
+    run("--db", f"sqlite3:{db}", "load", str(f))
+    run("--db", f"sqlite3:{db}", "load", str(f))
+    pat["gender"] = "other"
+    f.write_text(json.dumps(pat) + "\n")
+    run("--db", f"sqlite3:{db}", "load", str(f))
+    cur = [r for r in dump(db)["atr_current"] if r[1] == "1"][0]
+    assert cur[2] == 2
+
+
+def test_missing_file_is_clear(db, tmp_path):
+    p = run("--db", f"sqlite3:{db}", "load", str(tmp_path / "nope.ndjson"), check=False)
+    assert p.returncode == 1
+    assert "nope.ndjson" in p.stderr
+
+
+def test_usage_errors(tmp_path):
+    assert run("frobnicate", check=False).returncode == 2
+    assert run("demo-data", "--members", "abc", "--out", str(tmp_path), check=False).returncode == 2
+    assert run("demo-data", "--members", "0", "--out", str(tmp_path), check=False).returncode == 2
+
+
+def _digest(d):
+    h = hashlib.sha256()
+    for f in sorted(d.iterdir()):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def test_demo_data_is_deterministic_and_loads(tmp_path, db):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    p = run("demo-data", "--members", "500", "--seed", "3", "--out", str(a))
+    run("demo-data", "--members", "500", "--seed", "3", "--out", str(b))
+    run("demo-data", "--members", "500", "--seed", "4", "--out", str(c))
+    assert _digest(a) == _digest(b)
+    assert _digest(a) != _digest(c)
+    assert "largest group:" in p.stdout
+    names = {f.name for f in a.iterdir()}
+    assert names == {f"{t}.ndjson" for t in ("Group", "Patient", "Coverage", "RelatedPerson", "Practitioner",
+                                             "PractitionerRole", "Organization", "Location")}
+    run("--db", f"sqlite3:{db}", "load", *sorted(str(f) for f in a.iterdir()))
+    rows = dump(db)
+    assert sum(1 for r in rows["atr_current"] if r[0] == "Patient") == 500
