@@ -17,6 +17,7 @@ typedef struct atrctl_cmd_t {
 static const atrctl_cmd_t commands[] = {
     { "db", atrctl_cmd_db, "create (db init) or check (db check) the store schema" },
     { "load", atrctl_cmd_load, "load FHIR resources from NDJSON or Bundle files" },
+    { "delete", atrctl_cmd_delete, "delete resources (Type/id); reads then answer 410 Gone" },
     { "demo-data", atrctl_cmd_demo_data, "write a synthetic ATR dataset as NDJSON files" },
     { NULL, NULL, NULL }
 };

@@ -21,6 +21,7 @@ atr_db_t *atrctl_open_db(atrctl_ctx_t *ctx, int check_schema);
 /* Commands: argv[0] is the command name; return an exit code. */
 int atrctl_cmd_db(atrctl_ctx_t *ctx, int argc, const char *const *argv);
 int atrctl_cmd_load(atrctl_ctx_t *ctx, int argc, const char *const *argv);
+int atrctl_cmd_delete(atrctl_ctx_t *ctx, int argc, const char *const *argv);
 int atrctl_cmd_demo_data(atrctl_ctx_t *ctx, int argc, const char *const *argv);
 
 #endif

@@ -43,6 +43,7 @@ static const atr_sql_stmt_t statements[] = {
       " VALUES (%s, %s, %s, %s, %s, %s, %d) ON CONFLICT (group_id) DO UPDATE SET name = excluded.name,"
       " name_norm = excluded.name_norm, status = excluded.status, period_start = excluded.period_start,"
       " period_end = excluded.period_end, member_count = excluded.member_count" },
+    { "atr_gidx_delete", "DELETE FROM atr_group_index WHERE group_id = %s" },
     { "atr_gident_delete", "DELETE FROM atr_group_identifier WHERE group_id = %s" },
     { "atr_gident_insert",
       "INSERT INTO atr_group_identifier (group_id, system, value, type_system, type_code) VALUES (%s, %s, %s, %s, %s)" },

@@ -617,3 +617,53 @@ leave:
     apr_pool_destroy(ptemp);
     return rv;
 }
+
+apr_status_t atr_store_delete(int *pversion, int *pchanged, atr_db_t *db, const char *type, const char *id,
+                              apr_time_t now, const char **perr, apr_pool_t *p)
+{
+    atr_resource_t *cur;
+    const char *args[6];
+    apr_status_t rv;
+
+    *pchanged = 0;
+    *perr = NULL;
+    rv = atr_store_get(&cur, db, type, id, 0, p);
+    if (rv == APR_NOTFOUND) {
+        *perr = apr_psprintf(p, "%s/%s does not exist", type, id);
+        return rv;
+    }
+    if (rv != APR_SUCCESS) goto store_error;
+    *pversion = cur->version;
+    if (cur->deleted) return APR_SUCCESS;
+
+    args[0] = type;
+    args[1] = id;
+    args[2] = apr_itoa(p, cur->version + 1);
+    args[3] = atr_time_instant(now, p);
+    args[4] = "1";
+    args[5] = cur->body;   /* kept so the history still says what was deleted */
+    rv = atr_db_exec(db, NULL, "atr_res_insert", p, 6, args);
+    if (rv != APR_SUCCESS) goto store_error;
+    {
+        const char *cargs[5] = { type, id, args[2], args[3], "1" };
+        rv = atr_db_exec(db, NULL, "atr_cur_upsert", p, 5, cargs);
+        if (rv != APR_SUCCESS) goto store_error;
+    }
+    if (!strcmp(type, "Group")) {
+        static const char *const unindex[] = { "atr_gidx_delete", "atr_gident_delete", "atr_gchar_delete" };
+        int i;
+        for (i = 0; i < 3; i++) {
+            rv = atr_db_exec(db, NULL, unindex[i], p, 1, &id);
+            if (rv != APR_SUCCESS) goto store_error;
+        }
+    }
+    *pversion = cur->version + 1;
+    *pchanged = 1;
+    atr_log_perror(ATR_LOG_MARK, ATR_LOG_TRACE1, APR_SUCCESS, p, "ATR00112: deleted %s/%s (version %d)",
+                   type, id, *pversion);
+    return APR_SUCCESS;
+
+store_error:
+    *perr = apr_psprintf(p, "store error deleting %s/%s: %s", type, id, atr_db_error(db, (int)rv));
+    return rv;
+}

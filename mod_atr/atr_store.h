@@ -55,6 +55,13 @@ apr_status_t atr_store_put_text(int *pversion, int *pchanged, atr_db_t *db, cons
                                 const atr_store_members_t *members, apr_time_t now,
                                 const char **perr, apr_pool_t *p);
 
+/* Delete type/id: its next version is a deletion (deleted = 1, the last body kept), so reads
+ * answer 410 and history shows a DELETE; a deleted Group leaves the search index. In the
+ * caller's transaction. APR_NOTFOUND when there is no such resource; deleting a deleted
+ * resource changes nothing (*pchanged = 0). *pversion = the resulting current version. */
+apr_status_t atr_store_delete(int *pversion, int *pchanged, atr_db_t *db, const char *type, const char *id,
+                              apr_time_t now, const char **perr, apr_pool_t *p);
+
 /* Stream the member rows (member JSON text) of Group id at version, in order, in pages of
  * page_size rows (each page in a cleared subpool). cb gets one member JSON per call. */
 typedef apr_status_t atr_store_member_cb(void *baton, const char *member_json, apr_pool_t *ptemp);
