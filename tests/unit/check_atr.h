@@ -4,5 +4,6 @@
 Suite *json_suite(void);
 Suite *store_suite(void);
 Suite *search_suite(void);
+Suite *auth_suite(void);
 Suite *demo_suite(void);
 #endif

@@ -12,6 +12,7 @@ int main(void)
     sr = srunner_create(json_suite());
     srunner_add_suite(sr, store_suite());
     srunner_add_suite(sr, search_suite());
+    srunner_add_suite(sr, auth_suite());
     srunner_add_suite(sr, demo_suite());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

@@ -183,7 +183,7 @@ END_TEST
 static json_t *fixture(const char *name)
 {
     const char *d = getenv("ATR_SPEC_DIR");
-    const char *path = apr_psprintf(pool, "%s/atr/2.1.0/examples/%s", d ? d : "/work/shared/spec", name);
+    const char *path = apr_psprintf(pool, "%s/atr/2.1.0/examples/%s", d ? d : ATR_TEST_SPEC_DIR, name);
     json_error_t err;
     json_t *j = json_load_file(path, 0, &err);
     ck_assert_msg(j != NULL, "cannot read fixture %s: %s", path, err.text);

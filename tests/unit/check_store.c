@@ -22,7 +22,7 @@ static char tmpdir[64];
 static const char *spec_dir(void)
 {
     const char *d = getenv("ATR_SPEC_DIR");
-    return d ? d : "/work/shared/spec";
+    return d ? d : ATR_TEST_SPEC_DIR;
 }
 
 static void setup(void)
