@@ -19,6 +19,7 @@ static const atrctl_cmd_t commands[] = {
     { "load", atrctl_cmd_load, "load FHIR resources from NDJSON or Bundle files" },
     { "delete", atrctl_cmd_delete, "delete resources (Type/id); reads then answer 410 Gone" },
     { "demo-data", atrctl_cmd_demo_data, "write a synthetic ATR dataset as NDJSON files" },
+    { "client", atrctl_cmd_client, "register Consumers in the LDAP registry (add, show, list, set, ...)" },
     { NULL, NULL, NULL }
 };
 

@@ -5,5 +5,8 @@ Suite *json_suite(void);
 Suite *store_suite(void);
 Suite *search_suite(void);
 Suite *auth_suite(void);
+Suite *token_suite(void);
 Suite *demo_suite(void);
+Suite *registry_suite(void);
+Suite *entitle_suite(void);
 #endif

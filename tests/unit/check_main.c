@@ -13,7 +13,10 @@ int main(void)
     srunner_add_suite(sr, store_suite());
     srunner_add_suite(sr, search_suite());
     srunner_add_suite(sr, auth_suite());
+    srunner_add_suite(sr, token_suite());
     srunner_add_suite(sr, demo_suite());
+    srunner_add_suite(sr, registry_suite());
+    srunner_add_suite(sr, entitle_suite());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
