@@ -149,12 +149,16 @@ static EVP_PKEY *ec_from_jwk(const json_t *jwk, apr_pool_t *p)
     if (!crv || strcmp(crv, "P-384") || !xs || !ys
         || atr_b64url_decode(&x, &xl, xs, strlen(xs), p) != APR_SUCCESS
         || atr_b64url_decode(&y, &yl, ys, strlen(ys), p) != APR_SUCCESS
-        || xl != ES384_PART || yl != ES384_PART) {
+        || xl == 0 || yl == 0 || xl > ES384_PART || yl > ES384_PART) {
         return NULL;
     }
+    /* RFC 7518 wants x and y at full width, but common client libraries (PyJWT 2.6, for one)
+     * drop leading zero bytes: about 1 key in 128. Left-padding is unambiguous, and refusing a
+     * real client's valid key would be the worse failure. */
+    memset(point, 0, sizeof(point));
     point[0] = 0x04;  /* uncompressed point */
-    memcpy(point + 1, x, ES384_PART);
-    memcpy(point + 1 + ES384_PART, y, ES384_PART);
+    memcpy(point + 1 + (ES384_PART - xl), x, xl);
+    memcpy(point + 1 + ES384_PART + (ES384_PART - yl), y, yl);
     bld = OSSL_PARAM_BLD_new();
     if (bld && OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "secp384r1", 0)
         && OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point))) {

@@ -71,6 +71,19 @@ static const atr_sql_stmt_t statements[] = {
     { "atr_gs_charval_tok",
       "SELECT group_id FROM atr_group_characteristic WHERE code = %s AND value_code = %s" },
 
+    /* entitlement (atr_entitle.c): is a reference among the members of a Group's current version */
+    { "atr_ent_member_entity",
+      "SELECT 1 FROM atr_current c JOIN atr_group_member m ON m.group_id = c.id AND m.version = c.version"
+      " WHERE c.rtype = 'Group' AND c.id = %s AND c.deleted = 0 AND m.entity_ref = %s LIMIT 1" },
+    { "atr_ent_member_coverage",
+      "SELECT 1 FROM atr_current c JOIN atr_group_member m ON m.group_id = c.id AND m.version = c.version"
+      " WHERE c.rtype = 'Group' AND c.id = %s AND c.deleted = 0 AND m.coverage_ref = %s LIMIT 1" },
+
+    /* client assertion jti, remembered until exp + skew (SMART-TOK-04, D29); 0 rows = replay */
+    { "atr_jti_insert",
+      "INSERT INTO atr_jti (client_id, jti, expires) VALUES (%s, %s, %d) ON CONFLICT DO NOTHING" },
+    { "atr_jti_purge", "DELETE FROM atr_jti WHERE expires < %d" },
+
     { NULL, NULL }
 };
 

@@ -10,7 +10,12 @@
 #include "http_request.h"
 #include "apr_dbd.h"
 #include "mod_dbd.h"
+#include <curl/curl.h>
+#include <apr_file_io.h>
 #include "atr_log.h"
+#include "atr_jwks_fetch.h"
+#include "atr_registry.h"
+#include "atr_token.h"
 #include "atr_sql.h"
 #include "mod_atr.h"
 #include "mod_atr_config.h"
@@ -35,6 +40,18 @@ static void log_sink(void *baton, const char *file, int line, atr_log_level_e le
 }
 
 /* ---------------------------------------------------------------- store */
+
+/* Run a PRAGMA (it may answer a row) and drain what it answers. */
+static apr_status_t sqlite_pragma(atr_db_t *db, const char *sql, apr_pool_t *p)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    if (apr_dbd_select(db->driver, p, db->handle, &res, sql, 0) != 0) return APR_EGENERAL;
+    while (res && apr_dbd_get_row(db->driver, p, res, &row, -1) == 0) {
+        /* drain */
+    }
+    return APR_SUCCESS;
+}
 
 apr_status_t atr_mod_db(atr_db_t **pdb, request_rec *r)
 {
@@ -81,11 +98,125 @@ apr_status_t atr_mod_db(atr_db_t **pdb, request_rec *r)
             apr_pool_destroy(ptemp);
             return APR_EGENERAL;
         }
+        /* Token requests of every process insert into atr_jti: wait for the write lock
+         * instead of failing, and don't fsync per token. */
+        if (!strcmp(db->driver_name, "sqlite3")
+            && (sqlite_pragma(db, "PRAGMA busy_timeout=5000", ptemp) != APR_SUCCESS
+                || sqlite_pragma(db, "PRAGMA synchronous=NORMAL", ptemp) != APR_SUCCESS)) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "ATR00501: cannot set SQLite pragmas on a "
+                          "store connection: %s", atr_db_error(db, 1));
+        }
         apr_pool_destroy(ptemp);
     }
     apr_pool_userdata_setn(db, SCHEMA_OK_KEY, NULL, dbd->pool);
     *pdb = db;
     return APR_SUCCESS;
+}
+
+/* ---------------------------------------------------------------- authorization setup */
+
+static const char *registry_bind_pw;   /* read at startup (as root), never logged */
+
+/* Read the bind password file: its content without trailing line breaks. */
+static apr_status_t read_secret_file(const char **psecret, const char *path, apr_pool_t *p)
+{
+    apr_file_t *f;
+    char buf[1024];
+    apr_size_t n = 0;
+    apr_status_t rv;
+
+    *psecret = NULL;
+    if ((rv = apr_file_open(&f, path, APR_FOPEN_READ, 0, p)) != APR_SUCCESS) return rv;
+    rv = apr_file_read_full(f, buf, sizeof(buf) - 1, &n);
+    apr_file_close(f);
+    if (rv != APR_SUCCESS && rv != APR_EOF) return rv;
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--;
+    *psecret = apr_pstrmemdup(p, buf, n);
+    memset(buf, 0, sizeof(buf));
+    return APR_SUCCESS;
+}
+
+/* Startup checks and secrets (as root, before the children exist). Returns OK or an error
+ * that stops httpd with the directive's name in the log. */
+static int auth_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    const char *key_file = atr_conf_token_key_file(s), *pw_file = atr_conf_registry_bind_pw_file(s);
+    atr_token_key_t *key = NULL;
+    static int curl_ready;
+
+    if (!curl_ready) {
+        /* once, before any thread exists (libcurl's rule) */
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "ATR00502: libcurl initialisation failed");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        curl_ready = 1;
+    }
+    if (atr_conf_has_fhir_locations()) {
+        const char *missing = !atr_conf_registry_url(s) ? "ATRRegistryURL"
+                              : !atr_conf_registry_base_dn(s) ? "ATRRegistryBaseDN"
+                              : !key_file ? "ATRTokenKeyFile" : NULL;
+        if (missing) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "ATR00503: %s is required when a Location "
+                         "has SetHandler atr-fhir", missing);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    if (key_file) {
+        const char *err = NULL;
+        if (atr_token_key_load(&key, key_file, &err, pconf) != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "ATR00504: ATRTokenKeyFile: %s", err);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    registry_bind_pw = NULL;
+    if (pw_file) {
+        apr_status_t rv = read_secret_file(&registry_bind_pw, pw_file, pconf);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "ATR00505: ATRRegistryBindPasswordFile: "
+                         "cannot read %s", pw_file);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    atr_conf_set_runtime(NULL, key, NULL);
+    return OK;
+}
+
+/* Per child: the registry handle (its connection pool and cache are per process) and the
+ * JWKS cache. A failure leaves them NULL: token and FHIR requests then answer 503. */
+static void atr_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    atr_registry_t *reg = NULL;
+    atr_jwks_cache_t *jwks = NULL;
+    atr_jwks_fetch_conf_t jconf;
+    apr_status_t rv;
+
+    if (atr_conf_registry_url(s) && atr_conf_registry_base_dn(s)) {
+        atr_registry_conf_t rconf;
+        memset(&rconf, 0, sizeof(rconf));
+        rconf.uris = atr_conf_registry_url(s);
+        rconf.base_dn = atr_conf_registry_base_dn(s);
+        rconf.bind_dn = atr_conf_registry_bind_dn(s);
+        rconf.bind_pw = registry_bind_pw;
+        rconf.timeout_ms = atr_conf_registry_timeout(s) * 1000;
+        rconf.retries = atr_conf_registry_retries(s);
+        rconf.cache_ttl = apr_time_from_sec(atr_conf_registry_cache_ttl(s));
+        rconf.pool_max = 8;
+        if ((rv = atr_registry_create(&reg, &rconf, pchild)) != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "ATR00506: cannot set up the Consumer registry "
+                         "client; token and FHIR requests will answer 503");
+            reg = NULL;
+        }
+    }
+    memset(&jconf, 0, sizeof(jconf));
+    jconf.timeout = atr_conf_jwks_timeout(s);
+    jconf.max_bytes = atr_conf_jwks_max_bytes(s);
+    jconf.allow_loopback_http = atr_conf_jwks_allow_loopback_http(s);
+    if ((rv = atr_jwks_cache_create(&jwks, &jconf, pchild)) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "ATR00507: cannot create the JWKS cache");
+        jwks = NULL;
+    }
+    atr_conf_set_runtime(reg, atr_conf_token_key(s), jwks);
 }
 
 /* ---------------------------------------------------------------- hooks */
@@ -99,6 +230,10 @@ static int atr_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
 
     atr_conf_find_locations(pconf);
     atr_log_set_sink(log_sink, s, (atr_log_level_e)ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX));
+    {
+        int rc = auth_post_config(pconf, s);
+        if (rc != OK) return rc;
+    }
 
     dbd_prepare = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
     dbd_acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
@@ -129,6 +264,7 @@ static void atr_register_hooks(apr_pool_t *p)
     static const char *const before_dbd[] = { "mod_dbd.c", NULL };
     (void)p;
     ap_hook_post_config(atr_post_config, NULL, before_dbd, APR_HOOK_MIDDLE);
+    ap_hook_child_init(atr_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(atr_fhir_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 

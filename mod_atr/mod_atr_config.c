@@ -16,6 +16,18 @@ static const atr_dir_conf_t dir_defaults = {
 };
 static const atr_srv_conf_t srv_defaults = {
     1000,    /* member_page_size */
+    NULL,    /* registry_url: required when an atr-fhir Location exists */
+    NULL,    /* registry_base_dn: required likewise */
+    NULL,    /* registry_bind_dn: anonymous bind */
+    NULL,    /* registry_bind_pw_file */
+    3,       /* registry_timeout */
+    2,       /* registry_retries */
+    60,      /* registry_cache_ttl */
+    NULL,    /* token_key_file: required likewise */
+    300,     /* token_lifetime */
+    5,       /* jwks_timeout */
+    65536,   /* jwks_max_bytes */
+    0,       /* jwks_allow_loopback_http */
 };
 
 #define MERGE_PTR(f) n->f = add->f ? add->f : base->f
@@ -50,6 +62,13 @@ void *atr_srv_conf_create(apr_pool_t *p, server_rec *s)
     atr_srv_conf_t *c = apr_pcalloc(p, sizeof(*c));
     (void)s;
     c->member_page_size = -1;
+    c->registry_timeout = -1;
+    c->registry_retries = -1;
+    c->registry_cache_ttl = -1;
+    c->token_lifetime = -1;
+    c->jwks_timeout = -1;
+    c->jwks_max_bytes = -1;
+    c->jwks_allow_loopback_http = -1;
     return c;
 }
 
@@ -57,6 +76,18 @@ void *atr_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
 {
     atr_srv_conf_t *base = basev, *add = addv, *n = apr_pcalloc(p, sizeof(*n));
     MERGE_INT(member_page_size);
+    MERGE_PTR(registry_url);
+    MERGE_PTR(registry_base_dn);
+    MERGE_PTR(registry_bind_dn);
+    MERGE_PTR(registry_bind_pw_file);
+    MERGE_INT(registry_timeout);
+    MERGE_INT(registry_retries);
+    MERGE_INT(registry_cache_ttl);
+    MERGE_PTR(token_key_file);
+    MERGE_INT(token_lifetime);
+    MERGE_INT(jwks_timeout);
+    MERGE_INT(jwks_max_bytes);
+    MERGE_INT(jwks_allow_loopback_http);
     return n;
 }
 
@@ -109,7 +140,108 @@ static const char *set_member_page_size(cmd_parms *cmd, void *dconf, const char 
     return parse_count(&c->member_page_size, cmd, arg, 1, 100000);
 }
 
+static atr_srv_conf_t *global_conf(cmd_parms *cmd, const char **perr)
+{
+    *perr = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    return ap_get_module_config(cmd->server->module_config, &atr_module);
+}
+
+/* Directives whose value is a string kept as given: the offset of the field is cmd->info. */
+static const char *set_srv_str(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *err;
+    atr_srv_conf_t *c = global_conf(cmd, &err);
+    (void)dconf;
+    if (err) return err;
+    if (!*arg) return apr_psprintf(cmd->pool, "%s: empty value", cmd->cmd->name);
+    *(const char **)((char *)c + (apr_size_t)cmd->info) = arg;
+    return NULL;
+}
+
+static const char *set_srv_path(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    if (!path) return apr_psprintf(cmd->pool, "%s: invalid path '%s'", cmd->cmd->name, arg);
+    return set_srv_str(cmd, dconf, path);
+}
+
+static const char *set_registry_url(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *s = arg;
+    while (*s) {
+        apr_size_t n;
+        while (*s == ' ' || *s == '\t') s++;
+        if (!*s) break;
+        n = strcspn(s, " \t");
+        if (!(n > 7 && !strncasecmp(s, "ldap://", 7)) && !(n > 8 && !strncasecmp(s, "ldaps://", 8))
+            && !(n > 8 && !strncasecmp(s, "ldapi://", 8))) {
+            return apr_psprintf(cmd->pool, "ATRRegistryURL: '%s' is not a list of ldap://, ldaps:// "
+                                "or ldapi:// URLs", arg);
+        }
+        s += n;
+    }
+    return set_srv_str(cmd, dconf, arg);
+}
+
+/* Integer directives: the offset of the field is cmd->info; ranges per directive. */
+static const char *set_srv_int(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    static const struct { const char *name; int min, max; } ranges[] = {
+        { "ATRRegistryTimeout", 1, 300 }, { "ATRRegistryRetries", 0, 10 },
+        { "ATRRegistryCacheTTL", 0, 86400 }, { "ATRTokenLifetime", 1, 3600 },
+        { "ATRJWKSTimeout", 1, 300 }, { "ATRJWKSMaxBytes", 1024, 16 * 1024 * 1024 },
+    };
+    const char *err;
+    atr_srv_conf_t *c = global_conf(cmd, &err);
+    apr_size_t i;
+    (void)dconf;
+    if (err) return err;
+    for (i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+        if (!strcasecmp(cmd->cmd->name, ranges[i].name)) {
+            return parse_count((int *)((char *)c + (apr_size_t)cmd->info), cmd, arg, ranges[i].min,
+                               ranges[i].max);
+        }
+    }
+    return apr_psprintf(cmd->pool, "%s: no range known", cmd->cmd->name);
+}
+
+static const char *set_jwks_loopback(cmd_parms *cmd, void *dconf, int on)
+{
+    const char *err;
+    atr_srv_conf_t *c = global_conf(cmd, &err);
+    (void)dconf;
+    if (err) return err;
+    c->jwks_allow_loopback_http = on ? 1 : 0;
+    return NULL;
+}
+
+#define SRV_OFF(f) (void *)APR_OFFSETOF(atr_srv_conf_t, f)
+
 const command_rec atr_cmds[] = {
+    AP_INIT_TAKE1("ATRRegistryURL", set_registry_url, SRV_OFF(registry_url), RSRC_CONF,
+                  "space-separated LDAP URIs of the Consumer registry, tried in order"),
+    AP_INIT_TAKE1("ATRRegistryBaseDN", set_srv_str, SRV_OFF(registry_base_dn), RSRC_CONF,
+                  "DN under which Consumer entries (atrClientId=<id>,<dn>) live"),
+    AP_INIT_TAKE1("ATRRegistryBindDN", set_srv_str, SRV_OFF(registry_bind_dn), RSRC_CONF,
+                  "DN to bind to the registry as (default: anonymous)"),
+    AP_INIT_TAKE1("ATRRegistryBindPasswordFile", set_srv_path, SRV_OFF(registry_bind_pw_file), RSRC_CONF,
+                  "file holding the registry bind password (read at startup)"),
+    AP_INIT_TAKE1("ATRRegistryTimeout", set_srv_int, SRV_OFF(registry_timeout), RSRC_CONF,
+                  "registry connect and operation timeout in seconds (default 3)"),
+    AP_INIT_TAKE1("ATRRegistryRetries", set_srv_int, SRV_OFF(registry_retries), RSRC_CONF,
+                  "further registry attempts after a failed one (default 2)"),
+    AP_INIT_TAKE1("ATRRegistryCacheTTL", set_srv_int, SRV_OFF(registry_cache_ttl), RSRC_CONF,
+                  "seconds a client entry is cached (default 60; 0 = no cache)"),
+    AP_INIT_TAKE1("ATRTokenKeyFile", set_srv_path, SRV_OFF(token_key_file), RSRC_CONF,
+                  "secret (>= 32 bytes, mode 0600) signing the access tokens; same on every node"),
+    AP_INIT_TAKE1("ATRTokenLifetime", set_srv_int, SRV_OFF(token_lifetime), RSRC_CONF,
+                  "access token lifetime in seconds (default 300, 1..3600)"),
+    AP_INIT_TAKE1("ATRJWKSTimeout", set_srv_int, SRV_OFF(jwks_timeout), RSRC_CONF,
+                  "timeout in seconds fetching a client's JWKS URL (default 5)"),
+    AP_INIT_TAKE1("ATRJWKSMaxBytes", set_srv_int, SRV_OFF(jwks_max_bytes), RSRC_CONF,
+                  "largest JWKS accepted from a client's URL (default 65536)"),
+    AP_INIT_FLAG("ATRJWKSAllowLoopbackHTTP", set_jwks_loopback, NULL, RSRC_CONF,
+                 "allow http:// JWKS URLs on loopback hosts (tests only; default Off)"),
     AP_INIT_TAKE1("ATRBaseURL", set_base_url, NULL, OR_NONE | ACCESS_CONF | RSRC_CONF,
                   "public absolute FHIR base URL used in fullUrl and links"),
     AP_INIT_TAKE1("ATRSearchDefaultCount", set_default_count, NULL, ACCESS_CONF | RSRC_CONF,
@@ -202,3 +334,54 @@ int atr_conf_member_page_size(server_rec *s)
     const atr_srv_conf_t *c = ap_get_module_config(s->module_config, &atr_module);
     return c->member_page_size != -1 ? c->member_page_size : srv_defaults.member_page_size;
 }
+
+int atr_conf_has_fhir_locations(void)
+{
+    return handler_locations && handler_locations->nelts > 0;
+}
+
+static const atr_srv_conf_t *sconf(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &atr_module);
+}
+
+#define SRV_PTR(f) (sconf(s)->f ? sconf(s)->f : srv_defaults.f)
+#define SRV_INT(f) (sconf(s)->f != -1 ? sconf(s)->f : srv_defaults.f)
+
+const char *atr_conf_registry_url(server_rec *s) { return SRV_PTR(registry_url); }
+const char *atr_conf_registry_base_dn(server_rec *s) { return SRV_PTR(registry_base_dn); }
+const char *atr_conf_registry_bind_dn(server_rec *s) { return SRV_PTR(registry_bind_dn); }
+const char *atr_conf_registry_bind_pw_file(server_rec *s) { return SRV_PTR(registry_bind_pw_file); }
+int atr_conf_registry_timeout(server_rec *s) { return SRV_INT(registry_timeout); }
+int atr_conf_registry_retries(server_rec *s) { return SRV_INT(registry_retries); }
+int atr_conf_registry_cache_ttl(server_rec *s) { return SRV_INT(registry_cache_ttl); }
+const char *atr_conf_token_key_file(server_rec *s) { return SRV_PTR(token_key_file); }
+
+apr_interval_time_t atr_conf_token_lifetime(server_rec *s)
+{
+    return apr_time_from_sec(SRV_INT(token_lifetime));
+}
+
+apr_interval_time_t atr_conf_jwks_timeout(server_rec *s)
+{
+    return apr_time_from_sec(SRV_INT(jwks_timeout));
+}
+
+apr_size_t atr_conf_jwks_max_bytes(server_rec *s) { return (apr_size_t)SRV_INT(jwks_max_bytes); }
+int atr_conf_jwks_allow_loopback_http(server_rec *s) { return SRV_INT(jwks_allow_loopback_http); }
+
+/* One of each per process: the directives are server-wide, so every server_rec shares them. */
+static atr_registry_t *rt_registry;
+static const atr_token_key_t *rt_token_key;
+static atr_jwks_cache_t *rt_jwks_cache;
+
+void atr_conf_set_runtime(atr_registry_t *reg, const atr_token_key_t *key, atr_jwks_cache_t *jwks)
+{
+    rt_registry = reg;
+    rt_token_key = key;
+    rt_jwks_cache = jwks;
+}
+
+atr_registry_t *atr_conf_registry(server_rec *s) { (void)s; return rt_registry; }
+const atr_token_key_t *atr_conf_token_key(server_rec *s) { (void)s; return rt_token_key; }
+atr_jwks_cache_t *atr_conf_jwks_cache(server_rec *s) { (void)s; return rt_jwks_cache; }

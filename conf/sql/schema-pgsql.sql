@@ -50,6 +50,8 @@ CREATE TABLE atr_group_member (
   PRIMARY KEY (group_id, version, seq)
 );
 CREATE INDEX atr_group_member_entity ON atr_group_member (group_id, version, entity_ref);
+-- Coverage visibility (atr_entitle.c): is this Coverage the coverage reference of a member.
+CREATE INDEX atr_group_member_coverage ON atr_group_member (group_id, version, coverage_ref);
 
 -- Search index over the current version of each Group.
 CREATE TABLE atr_group_index (
@@ -88,5 +90,16 @@ CREATE TABLE atr_group_characteristic (
 );
 CREATE INDEX atr_group_characteristic_c ON atr_group_characteristic (code, code_system);
 CREATE INDEX atr_group_characteristic_g ON atr_group_characteristic (group_id);
+
+-- Client assertion ids seen by the token endpoint (replay protection, SMART-TOK-04):
+-- kept until expires (unix seconds: the assertion's exp + clock skew), shared by every
+-- process and node.
+CREATE TABLE atr_jti (
+  client_id TEXT NOT NULL,
+  jti TEXT NOT NULL,
+  expires BIGINT NOT NULL,
+  PRIMARY KEY (client_id, jti)
+);
+CREATE INDEX atr_jti_expires ON atr_jti (expires);
 
 INSERT INTO atr_schema_version (version) VALUES (1);

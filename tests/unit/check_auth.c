@@ -149,6 +149,42 @@ START_TEST(test_sign_verify_roundtrip)
 }
 END_TEST
 
+/* PyJWT 2.6 and others drop leading zero bytes of EC x/y: such keys must still verify. */
+START_TEST(test_ec_short_coordinates_accepted)
+{
+    int tries;
+    for (tries = 0; tries < 4000; tries++) {
+        EVP_PKEY *k = EVP_EC_gen("P-384");
+        json_t *jwk = atr_jwk_from_pkey(k, "short", pool);
+        const char *coord[2] = { "x", "y" };
+        int c;
+        for (c = 0; c < 2; c++) {
+            unsigned char *raw;
+            apr_size_t n;
+            const char *v = atr_json_str(jwk, coord[c]), *err, *compact;
+            apr_array_header_t *keys;
+            atr_jws_t *jws;
+            json_t *jwks, *payload;
+            int skipped;
+            ck_assert_int_eq(atr_b64url_decode(&raw, &n, v, strlen(v), pool), APR_SUCCESS);
+            if (raw[0] != 0) continue;
+            json_object_set_new(jwk, coord[c], json_string(atr_b64url_encode(raw + 1, n - 1, pool)));
+            jwks = atr_json_pool_own(json_pack("{s:[O]}", "keys", jwk), pool);
+            ck_assert_int_eq(atr_jwks_parse(&keys, &skipped, jwks, &err, pool), APR_SUCCESS);
+            ck_assert_int_eq(keys->nelts, 1);
+            payload = atr_json_pool_own(json_pack("{s:s}", "iss", "c"), pool);
+            ck_assert_int_eq(atr_jws_sign(&compact, payload, k, "short", pool), APR_SUCCESS);
+            ck_assert_int_eq(atr_jws_parse(&jws, compact, &err, pool), APR_SUCCESS);
+            ck_assert_int_eq(atr_jws_verify(jws, atr_jwks_select(keys, "short", jws->alg), pool), APR_SUCCESS);
+            EVP_PKEY_free(k);
+            return;
+        }
+        EVP_PKEY_free(k);
+    }
+    ck_abort_msg("no P-384 key with a leading zero coordinate byte in 4000 tries");
+}
+END_TEST
+
 START_TEST(test_jwks_rejects_bad_keys)
 {
     apr_array_header_t *keys;
@@ -239,6 +275,7 @@ Suite *auth_suite(void)
     tcase_add_test(tc, test_malformed_jws);
     tcase_add_test(tc, test_sign_verify_roundtrip);
     tcase_add_test(tc, test_jwks_rejects_bad_keys);
+    tcase_add_test(tc, test_ec_short_coordinates_accepted);
     suite_add_tcase(s, tc);
     tc = tcase_create("scope");
     tcase_add_checked_fixture(tc, setup, teardown);
