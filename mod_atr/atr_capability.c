@@ -1,6 +1,6 @@
-/* The CapabilityStatement: only what this build serves. Export, the reconciliation
- * operations and SMART security are added here when they are implemented (not before:
- * clients and testers take the statement at its word). */
+/* The CapabilityStatement: only what this build serves. Export and the reconciliation
+ * operations are added here when they are implemented (not before: clients and testers take
+ * the statement at its word). */
 #include <string.h>
 #include <apr_strings.h>
 #include "atr_fhir.h"
@@ -54,6 +54,24 @@ static json_t *group_resource(const char *base_url, apr_pool_t *p)
     return res;
 }
 
+/* SEC-01: every endpoint but /metadata and the SMART discovery document needs a Bearer
+ * token from our SMART Backend Services token endpoint; the extension tells clients where. */
+static json_t *security(const char *base_url, apr_pool_t *p)
+{
+    return json_pack("{s:b, s:[{s:[{s:s, s:s, s:s}], s:s}], s:s, s:[{s:s, s:[{s:s, s:s}]}]}",
+                     "cors", 0,
+                     "service", "coding", "system", "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                     "code", "SMART-on-FHIR", "display", "SMART-on-FHIR", "text", "SMART Backend Services",
+                     "description", apr_pstrcat(p, "SMART Backend Services (client_credentials with a private_key_jwt "
+                     "assertion, RS384 or ES384): get a token at ", base_url, "/auth/token and send it as "
+                     "Authorization: Bearer. Scopes: system/*.read, system/<Type>.read (v1) or "
+                     "system/<Type>.rs (v2). Groups (and their members' data) are visible only to the "
+                     "Consumers entitled to them; others answer 404. Discovery: ", base_url,
+                     "/.well-known/smart-configuration.", NULL),
+                     "extension", "url", "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                     "extension", "url", "token", "valueUri", apr_pstrcat(p, base_url, "/auth/token", NULL));
+}
+
 json_t *atr_capability_statement(const char *base_url, apr_pool_t *p)
 {
     json_t *cs, *resources, *rest;
@@ -85,7 +103,8 @@ json_t *atr_capability_statement(const char *base_url, apr_pool_t *p)
                           "versioning", "versioned", "readHistory", 1));
         }
     }
-    rest = json_pack("{s:s, s:o}", "mode", "server", "resource", resources);
+    rest = json_pack("{s:s, s:o, s:o}", "mode", "server", "security", security(base_url, p),
+                     "resource", resources);
     json_object_set_new(cs, "rest", json_pack("[o]", rest));
     return atr_json_pool_own(cs, p);
 }

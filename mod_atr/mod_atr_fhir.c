@@ -1,5 +1,8 @@
-/* The FHIR REST handler. Each interaction reads like the protocol: parse → act → respond.
- * Authorization comes with a later issue (every endpoint is open for now).
+/* The FHIR REST handler. Each interaction reads like the protocol: parse → authenticate →
+ * authorize → act → respond. /metadata and the authorization server's URLs (SMART discovery,
+ * token) are public; everything else needs a Bearer token, a scope for the type and
+ * interaction, and (Groups, member data) entitlement (mod_atr_authz.h). A Group the client
+ * is not entitled to answers exactly like a missing one (D1: 404, never revealing it).
  * Bodies are streamed: a Bundle entry or a Group member goes to the client as it is
  * rendered, so memory does not grow with the answer. */
 #include <string.h>
@@ -14,10 +17,14 @@
 #include "atr_render.h"
 #include "atr_search.h"
 #include "atr_capability.h"
+#include "atr_entitle.h"
+#include "atr_scope.h"
 #include "mod_atr.h"
 #include "mod_atr_config.h"
 #include "mod_atr_http.h"
 #include "mod_atr_fhir.h"
+#include "mod_atr_auth.h"
+#include "mod_atr_authz.h"
 
 #define ALLOW_READ "GET, HEAD"
 
@@ -25,6 +32,7 @@ typedef struct fhir_req_t {
     request_rec *r;
     const char *base;            /* absolute FHIR base URL */
     apr_array_header_t *params;  /* query-string parameters */
+    atr_authz_t *az;             /* the authenticated client (NULL on public endpoints) */
 } fhir_req_t;
 
 static int store_unavailable(request_rec *r)
@@ -114,7 +122,22 @@ static int do_read(fhir_req_t *fr, atr_db_t *db, const char *type, const char *i
     if ((err = read_opts(&opts, fr)) != NULL) {
         return atr_http_oo(r, HTTP_BAD_REQUEST, "invalid", NULL, "%s", err);
     }
-    rv = atr_store_get(&res, db, type, id, version, r->pool);
+    if (!strcmp(type, "Group")) {
+        /* before any store read: a Group the client may not see is a missing Group */
+        const apr_array_header_t *groups;
+        if (atr_authz_groups(&groups, fr->az, db, r) != APR_SUCCESS) return store_unavailable(r);
+        rv = atr_entitle_has(groups, id) ? atr_store_get(&res, db, type, id, version, r->pool) : APR_NOTFOUND;
+    }
+    else {
+        rv = atr_store_get(&res, db, type, id, version, r->pool);
+        if (rv == APR_SUCCESS) {
+            int visible = 0;
+            if (atr_authz_visible(&visible, fr->az, db, type, id, res->body, r) != APR_SUCCESS) {
+                return store_unavailable(r);
+            }
+            if (!visible) rv = APR_NOTFOUND;
+        }
+    }
     if (rv == APR_NOTFOUND) {
         return version
             ? atr_http_oo(r, HTTP_NOT_FOUND, "not-found", NULL, "%s/%s has no version %d", type, id, version)
@@ -241,6 +264,30 @@ static int do_history(fhir_req_t *fr, atr_db_t *db, const char *type, const char
         }
         max = n > atr_conf_search_max_count(r) ? atr_conf_search_max_count(r) : (int)n;
     }
+    {
+        /* visibility before anything is written; not visible = not known */
+        int visible = 0;
+        if (!strcmp(type, "Group")) {
+            const apr_array_header_t *groups;
+            if (atr_authz_groups(&groups, fr->az, db, r) != APR_SUCCESS) return store_unavailable(r);
+            visible = atr_entitle_has(groups, id);
+        }
+        else if (atr_entitle_is_member_data(type)) {
+            atr_resource_t *cur;
+            rv = atr_store_get(&cur, db, type, id, 0, r->pool);
+            if (rv != APR_SUCCESS && rv != APR_NOTFOUND) return store_unavailable(r);
+            if (rv == APR_SUCCESS
+                && atr_authz_visible(&visible, fr->az, db, type, id, cur->body, r) != APR_SUCCESS) {
+                return store_unavailable(r);
+            }
+        }
+        else if (atr_authz_visible(&visible, fr->az, db, type, id, NULL, r) != APR_SUCCESS) {
+            return store_unavailable(r);
+        }
+        if (!visible) {
+            return atr_http_oo(r, HTTP_NOT_FOUND, "not-found", NULL, "%s/%s is not known", type, id);
+        }
+    }
     hc.r = r;
     hc.db = db;
     hc.base = fr->base;
@@ -322,6 +369,12 @@ static int do_search(fhir_req_t *fr, atr_db_t *db, const char *body)
     if (!s->count_given) s->count = atr_conf_search_default_count(r);
     if (atr_search_run(&ids, db, s, r->pool) != APR_SUCCESS) {
         return store_unavailable(r);
+    }
+    {
+        /* only entitled Groups exist for this client: total and paging count those alone */
+        const apr_array_header_t *groups;
+        if (atr_authz_groups(&groups, fr->az, db, r) != APR_SUCCESS) return store_unavailable(r);
+        ids = atr_entitle_filter(ids, groups, r->pool);
     }
     total = ids->nelts;
     paging = s->count_given || s->offset > 0 || s->offset + s->count < total;
@@ -425,6 +478,8 @@ static int route(fhir_req_t *fr, const char *path)
         if (!is_get(r)) return wrong_method(r, ALLOW_READ);
         return do_metadata(fr);
     }
+    /* everything below needs an authenticated, enabled client */
+    if (atr_authz_request(r, &fr->az) != OK) return OK;
     if (!atr_fhir_is_type(type)) {
         return atr_http_oo(r, HTTP_NOT_FOUND, "not-supported", NULL,
                            "resource type '%s' is not served here", type);
@@ -437,6 +492,7 @@ static int route(fhir_req_t *fr, const char *path)
             return atr_http_oo(r, HTTP_BAD_REQUEST, "not-supported", NULL,
                                "search is not supported on %s", type);
         }
+        if (atr_authz_need(r, fr->az, type, ATR_PERM_S) != OK) return OK;
         if (!with_db(fr, &db)) return OK;
         return do_search(fr, db, NULL);
     }
@@ -445,6 +501,7 @@ static int route(fhir_req_t *fr, const char *path)
         const char *body;
         int rc;
         if (r->method_number != M_POST) return wrong_method(r, "POST");
+        if (atr_authz_need(r, fr->az, type, ATR_PERM_S) != OK) return OK;
         if ((rc = atr_http_read_form(r, &body)) != OK) {
             return atr_http_oo(r, rc, rc == HTTP_UNSUPPORTED_MEDIA_TYPE ? "not-supported"
                                : rc == HTTP_REQUEST_ENTITY_TOO_LARGE ? "too-costly" : "invalid", NULL,
@@ -464,6 +521,7 @@ static int route(fhir_req_t *fr, const char *path)
     }
     if (n == 2) {
         if (!is_get(r)) return wrong_method(r, ALLOW_READ);
+        if (atr_authz_need(r, fr->az, type, ATR_PERM_R) != OK) return OK;
         if (!with_db(fr, &db)) return OK;
         return do_read(fr, db, type, id, 0);
     }
@@ -471,6 +529,8 @@ static int route(fhir_req_t *fr, const char *path)
         return atr_http_oo(r, HTTP_NOT_FOUND, "not-found", NULL, "no such endpoint");
     }
     if (!is_get(r)) return wrong_method(r, ALLOW_READ);
+    /* vread and instance history are "r" (SMART v2) */
+    if (atr_authz_need(r, fr->az, type, ATR_PERM_R) != OK) return OK;
     if (n == 3) {
         if (!with_db(fr, &db)) return OK;
         return do_history(fr, db, type, id);
@@ -499,6 +559,17 @@ int atr_fhir_handler(request_rec *r)
 
     fr.r = r;
     fr.base = atr_conf_base_url(r);
+    fr.az = NULL;
+    base_path = atr_conf_base_path(r);
+    blen = strlen(base_path);
+    if (strncmp(r->uri, base_path, blen) || (r->uri[blen] != '/' && r->uri[blen] != '\0')) {
+        return atr_http_oo(r, HTTP_NOT_FOUND, "not-found", NULL, "no such endpoint");
+    }
+    path = r->uri + blen;
+    /* the authorization server (SMART discovery, token, authorize) answers OAuth JSON, not
+     * FHIR: it takes its URLs before FHIR content negotiation. It has answered when it
+     * does not decline (the status it returns was sent). */
+    if (atr_auth_handler(r, path) != DECLINED) return OK;
     if (atr_query_parse(&fr.params, r->args, &err, r->pool) != APR_SUCCESS) {
         return atr_http_oo(r, HTTP_BAD_REQUEST, "invalid", NULL, "%s", err);
     }
@@ -506,11 +577,5 @@ int atr_fhir_handler(request_rec *r)
         return atr_http_oo(r, HTTP_NOT_ACCEPTABLE, "not-supported", NULL,
                            "only FHIR JSON (application/fhir+json) is served");
     }
-    base_path = atr_conf_base_path(r);
-    blen = strlen(base_path);
-    if (strncmp(r->uri, base_path, blen) || (r->uri[blen] != '/' && r->uri[blen] != '\0')) {
-        return atr_http_oo(r, HTTP_NOT_FOUND, "not-found", NULL, "no such endpoint");
-    }
-    path = r->uri + blen;
     return route(&fr, path);
 }
