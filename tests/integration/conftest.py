@@ -25,6 +25,18 @@ Session fixtures
                  ``log_position()``, ``rss_kb()`` (sum of VmRSS of httpd's children, kB;
                  ``rss_kb('VmHWM')`` for the peak), ``child_pids()``, ``pid()``.
 
+    ``jwks_server`` loopback HTTP server for client JWKS URLs: ``set(path, body, status=200,
+                 headers=None, delay=0)``, ``url(path)``, ``hits(path)``.
+    ``consumers`` factory of registered Consumers (harness/consumers.py): ``make(client_id=None,
+                 alg='ES384', scopes=('system/*.read',), groups=(), contracts=(),
+                 jwks='url'|'inline'|'both', status='active', npis=(), tins=())``,
+                 ``modify``, ``add_values``, ``set_status``, ``delete``, ``token_url``.
+    ``fhir``     the server as the default consumer ``atr-test-default`` (scopes
+                 ``system/*.read system/Group.write``, linked to DEFAULT_GROUPS): requests carry
+                 its Bearer token; ``headers={'Authorization': ''}`` sends none.
+    ``anon``     the server without a token.
+    ``entitle``  ``entitle(*group_ids)`` links more Groups to the default consumer.
+
 Function fixtures
     ``httpd_config``  a callable ``configure(extra_directives)`` that restarts the session's
                       httpd with extra directives appended to the template; the default
@@ -50,10 +62,12 @@ import pathlib
 import re
 import shutil
 import tempfile
+import time
 
 import pytest
 
 from harness import AtrSlapd, Httpd, Paths, Store
+from harness.consumers import Consumers, FhirClient, JwksServer
 from harness.httpd import is_crash, is_unexpected
 
 DEMO_MEMBERS = 300
@@ -107,8 +121,8 @@ def store(workdir):
 
 
 @pytest.fixture(scope='session')
-def httpd(workdir, store):
-    server = Httpd(str(workdir / 'httpd'), store)
+def httpd(workdir, store, slapd):
+    server = Httpd(str(workdir / 'httpd'), store, slapd=slapd)
     server.start()
     yield server
     server.stop()
@@ -164,10 +178,56 @@ def _no_unexpected_httpd_errors(request):
                     pytrace=False)
 
 
-@pytest.fixture
-def fhir(httpd):
-    """The FHIR server under test (the session's :class:`harness.Httpd`)."""
+# Group ids the issue-2 tests create or read; the default consumer is linked to all of them.
+DEFAULT_GROUPS = ('fullexample', 'davincipatientlistexample', 'grp-1', 'versioned', 'srch-a',
+                  'srch-b', 'srch-c', 'srch-d', 'gone-grp')
+DEFAULT_CLIENT = 'atr-test-default'
+DEFAULT_SCOPE = 'system/*.read system/Group.write'
+
+
+@pytest.fixture(scope='session')
+def jwks_server():
+    """A loopback HTTP server for JWKS URLs (``set``, ``url``, ``hits``)."""
+    server = JwksServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope='session')
+def consumers(slapd, httpd, jwks_server):
+    """Factory of registered Consumers with their own keys (see harness/consumers.py)."""
+    return Consumers(slapd, httpd, jwks_server)
+
+
+@pytest.fixture(scope='session')
+def default_consumer(consumers):
+    """The Consumer the issue-2 tests read as: every scope they need, every Group they use.
+    Its keys are inline (atrJwks), so it does not depend on the JWKS server."""
+    return consumers.make(DEFAULT_CLIENT, alg='ES384', scopes=DEFAULT_SCOPE.split(),
+                          groups=DEFAULT_GROUPS, jwks='inline', name='Default test consumer')
+
+
+@pytest.fixture(scope='session')
+def fhir(httpd, default_consumer):
+    """The FHIR server as the default consumer: requests carry its Bearer token (pass
+    ``headers={'Authorization': ''}`` to send none). Other attributes are the Httpd's."""
+    return FhirClient(httpd, default_consumer, DEFAULT_SCOPE)
+
+
+@pytest.fixture(scope='session')
+def anon(httpd):
+    """The FHIR server without a token (the session's Httpd)."""
     return httpd
+
+
+@pytest.fixture(scope='session')
+def entitle(consumers, default_consumer):
+    """``entitle(*group_ids)``: link more Groups to the default consumer and wait out the
+    registry cache (1 s in the test config) so the next request sees them."""
+    def link(*group_ids):
+        consumers.add_values(default_consumer.client_id, 'atrGroupId', list(group_ids))
+        time.sleep(1.1)
+    return link
 
 
 @pytest.fixture(scope='session')

@@ -1,6 +1,8 @@
 """Deleted resources: read → 410 Gone with an OperationOutcome (CS-GRP-02), history shows the
 DELETE (FHIR-04), a deleted Group leaves search results, and loading it again restores it.
-Deletion is operator-side (`atrctl delete`), all references in one transaction."""
+Deletion is operator-side (`atrctl delete`), all references in one transaction.
+Patient data is visible only through a Group the client is entitled to: the deleted Patient
+is a member of 'gone-keep' (a live Group linked to the default consumer)."""
 import json
 
 import pytest
@@ -11,13 +13,22 @@ NPI = "http://hl7.org/fhir/sid/us-npi"
 
 
 @pytest.fixture(scope="module")
-def gone(atrctl, tmp_path_factory):
+def gone(atrctl, entitle, tmp_path_factory):
     pat = ig_example("Patient-1.json")
     pat["id"] = "gone-pat"
     grp = ig_example("Group-fullexample.json")
     grp["id"] = "gone-grp"
     grp["identifier"] = [{"system": NPI, "value": "1999999990"}]
-    f = tmp_path_factory.mktemp("gone") / "gone.ndjson"
+    keep = ig_example("Group-fullexample.json")
+    keep["id"] = "gone-keep"
+    keep["identifier"] = [{"system": NPI, "value": "1999999991"}]
+    keep["member"] = [{"entity": {"reference": "Patient/gone-pat"}}]
+    entitle("gone-grp", "gone-keep")
+    d = tmp_path_factory.mktemp("gone")
+    k = d / "keep.ndjson"
+    k.write_text(json.dumps(keep) + "\n")
+    atrctl("load", str(k))
+    f = d / "gone.ndjson"
     f.write_text(json.dumps(pat) + "\n" + json.dumps(grp) + "\n")
     atrctl("load", str(f))
     p = atrctl("delete", "Patient/gone-pat", "Group/gone-grp")

@@ -1,4 +1,5 @@
-"""Smoke tests: the server answers, serves an IG example and reports unknown ids properly."""
+"""Smoke tests: the server answers, serves an IG example to a Consumer with a token, refuses
+it without one, and reports unknown ids properly."""
 
 
 def _json(resp):
@@ -7,8 +8,8 @@ def _json(resp):
     return resp.json()
 
 
-def test_metadata_is_a_capability_statement(httpd):
-    r = httpd.get('metadata')
+def test_metadata_is_a_capability_statement(anon):
+    r = anon.get('metadata')
     assert r.status_code == 200
     body = _json(r)
     assert body['resourceType'] == 'CapabilityStatement'
@@ -16,8 +17,8 @@ def test_metadata_is_a_capability_statement(httpd):
     assert body['kind'] == 'instance'
 
 
-def test_group_fullexample_read(httpd, store):
-    r = httpd.get('Group/fullexample')
+def test_group_fullexample_read(fhir, store):
+    r = fhir.get('Group/fullexample')
     assert r.status_code == 200
     body = _json(r)
     assert body['resourceType'] == 'Group'
@@ -28,16 +29,25 @@ def test_group_fullexample_read(httpd, store):
     assert r.headers.get('ETag', '').startswith('W/"')
 
 
-def test_unknown_group_is_404_operation_outcome(httpd):
-    r = httpd.get('Group/no-such-group')
+def test_group_read_without_token_is_401(anon):
+    r = anon.get('Group/fullexample')
+    assert r.status_code == 401
+    assert r.headers.get('WWW-Authenticate', '').startswith('Bearer')
+    body = _json(r)
+    assert body['resourceType'] == 'OperationOutcome'
+    assert body['issue'][0]['code'] == 'login'
+
+
+def test_unknown_group_is_404_operation_outcome(fhir):
+    r = fhir.get('Group/no-such-group')
     assert r.status_code == 404
     body = _json(r)
     assert body['resourceType'] == 'OperationOutcome'
     assert body['issue'] and body['issue'][0]['severity'] in ('error', 'fatal')
 
 
-def test_largest_demo_group_is_served(httpd, store):
-    r = httpd.get('Group/' + store.largest_group, params={'_summary': 'true'})
+def test_largest_demo_group_is_served(fhir, store):
+    r = fhir.get('Group/' + store.largest_group, params={'_summary': 'true'})
     assert r.status_code == 200
     body = _json(r)
     assert body['id'] == store.largest_group

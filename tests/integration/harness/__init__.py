@@ -8,6 +8,8 @@ Nothing here is mocked. The pieces:
 * :mod:`harness.store`   -- :class:`Store`, an SQLite store made and filled with ``atrctl``
 * :mod:`harness.httpd`   -- :class:`Httpd`, httpd with the built mod_atr, its error log and RSS
 
+* :mod:`harness.consumers` -- Consumers with real keys, the JWKS server, the token client
+
 ``tests/integration/conftest.py`` turns them into pytest fixtures.
 """
 from .paths import Paths  # noqa: F401

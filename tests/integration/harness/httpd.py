@@ -60,9 +60,14 @@ class Httpd:
 
     running = []   # every started instance, for the error-log check in conftest.py
 
-    def __init__(self, directory, store, port=None):
+    # Appended to every test config: registry entries expire after 1 s (so tests that change
+    # LDAP see it quickly) and JWKS URLs may be plain http on loopback (the test JWKS server).
+    TEST_DIRECTIVES = 'ATRRegistryCacheTTL 1\nATRJWKSAllowLoopbackHTTP On\n'
+
+    def __init__(self, directory, store, port=None, slapd=None):
         self.directory = directory
         self.store = store
+        self.slapd = slapd
         self.port = port or free_port()
         self.base_url = 'http://127.0.0.1:%d/fhir' % self.port
         self.conf_path = os.path.join(directory, 'httpd.conf')
@@ -74,6 +79,21 @@ class Httpd:
         self.session = requests.Session()
         self.user = 'www-data' if os.geteuid() == 0 else None
         os.makedirs(directory, exist_ok=True)
+        # Secrets live in files (never in the config): the registry bind password and the
+        # token key (32 random bytes) shared by every node.
+        self.ldap_pw_file = os.path.join(directory, 'ldap.secret')
+        self.token_key_file = os.path.join(directory, 'token.key')
+        self.token_key = os.urandom(32)
+        self._write_secret(self.ldap_pw_file, (slapd.root_pw if slapd else '').encode())
+        self._write_secret(self.token_key_file, self.token_key)
+
+    def _write_secret(self, path, data):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+        if self.user:
+            pw = pwd.getpwnam(self.user)
+            os.chown(path, pw.pw_uid, pw.pw_gid)
 
     # -- config -----------------------------------------------------------------------------
     def render_config(self, extra=''):
@@ -86,7 +106,12 @@ class Httpd:
         for key, value in (('@STATE_DIR@', self.directory), ('@PORT@', str(self.port)),
                            ('@MODULE@', Paths.module), ('@APACHE_MODULES@', Paths.apache_modules),
                            ('@DB@', self.store.path), ('@USER_GROUP@', user_group),
-                           ('@EXTRA@', extra)):
+                           ('@LDAP_URI@', self.slapd.ldap_uri if self.slapd else ''),
+                           ('@LDAP_BASE@', self.slapd.clients_dn if self.slapd else ''),
+                           ('@LDAP_BIND_DN@', self.slapd.root_dn if self.slapd else ''),
+                           ('@LDAP_PW_FILE@', self.ldap_pw_file),
+                           ('@TOKEN_KEY@', self.token_key_file),
+                           ('@EXTRA@', self.TEST_DIRECTIVES + extra)):
             text = text.replace(key, value)
         with open(self.conf_path, 'w', encoding='utf-8') as f:
             f.write(text)
@@ -117,6 +142,7 @@ class Httpd:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self._accepts():
+                self.started_at = time.monotonic()
                 if self not in Httpd.running:
                     Httpd.running.append(self)
                 return self
@@ -125,10 +151,21 @@ class Httpd:
         raise RuntimeError('httpd did not listen on port %d within 20 s\n%s' % (
             self.port, self.log_tail()))
 
+    # Debian's httpd 2.4 event MPM can crash (AH00052, in apr_os_sock_get) when told to stop
+    # while it is still starting up with keep-alive connections open: seen without mod_atr
+    # too. The harness closes its own connections first and never stops a server younger
+    # than this, so a crash in the logs always means something real.
+    MIN_UPTIME = 1.0
+
     def stop(self):
         """Stop httpd (SIGTERM to the parent, SIGKILL after 15 s) and wait for it to exit."""
+        self.session.close()
+        self.session = requests.Session()
         pid = self.pid()
         if pid:
+            young = self.MIN_UPTIME - (time.monotonic() - getattr(self, 'started_at', 0))
+            if young > 0:
+                time.sleep(young)
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
@@ -140,8 +177,6 @@ class Httpd:
                 os.kill(pid, signal.SIGKILL)
             while _alive(pid):
                 time.sleep(0.05)
-        self.session.close()
-        self.session = requests.Session()
         if self in Httpd.running:
             Httpd.running.remove(self)
 
