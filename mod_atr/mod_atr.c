@@ -16,7 +16,6 @@
 #include "atr_jwks_fetch.h"
 #include "atr_registry.h"
 #include "atr_token.h"
-#include "atr_sql.h"
 #include "mod_atr.h"
 #include "mod_atr_config.h"
 #include "mod_atr_fhir.h"
@@ -69,8 +68,14 @@ apr_status_t atr_mod_db(atr_db_t **pdb, request_rec *r)
         }
         return APR_EGENERAL;
     }
-    /* The wrapper lives with the pooled connection, so the schema is checked once per
-     * connection, not per request. */
+    /* The wrapper lives with the pooled connection: on its first use the connection is set
+     * up once, in this order. SQLite first gets a busy timeout (and synchronous=NORMAL:
+     * token requests of every process insert into atr_jti, which must neither fail on the
+     * write lock nor fsync per token). Then our statements are prepared on it, here rather
+     * than through ap_dbd_prepare: mod_dbd prepares before anyone can set a busy timeout, so
+     * a moment of WAL recovery or checkpointing by another process failed the prepare
+     * ("database is locked"); preparing here also reports a store without our schema in our
+     * own words, and leaves other mod_dbd users of a virtual host alone. */
     apr_pool_userdata_get(&data, SCHEMA_OK_KEY, dbd->pool);
     if (data) {
         *pdb = data;
@@ -79,7 +84,7 @@ apr_status_t atr_mod_db(atr_db_t **pdb, request_rec *r)
     db = apr_pcalloc(dbd->pool, sizeof(*db));
     db->driver = dbd->driver;
     db->handle = dbd->handle;
-    db->prepared = dbd->prepared;
+    db->prepared = apr_hash_make(dbd->pool);
     db->driver_name = apr_dbd_name(dbd->driver);
     {
         const char *err = NULL;
@@ -88,18 +93,6 @@ apr_status_t atr_mod_db(atr_db_t **pdb, request_rec *r)
         apr_status_t rv;
 
         apr_pool_create(&ptemp, r->pool);
-        rv = atr_db_check_schema(db, &version, &err, ptemp);
-        if (rv != APR_SUCCESS) {
-            if (!schema_error_logged) {
-                schema_error_logged = 1;
-                ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "ATR00302: store not usable: %s; "
-                              "answering 503 (logged once per process)", err ? err : "schema check failed");
-            }
-            apr_pool_destroy(ptemp);
-            return APR_EGENERAL;
-        }
-        /* Token requests of every process insert into atr_jti: wait for the write lock
-         * instead of failing, and don't fsync per token. */
         if (!strcmp(db->driver_name, "sqlite3")
             && (sqlite_pragma(db, "PRAGMA busy_timeout=5000", ptemp) != APR_SUCCESS
                 || sqlite_pragma(db, "PRAGMA synchronous=NORMAL", ptemp) != APR_SUCCESS)) {
@@ -107,6 +100,16 @@ apr_status_t atr_mod_db(atr_db_t **pdb, request_rec *r)
                           "store connection: %s", atr_db_error(db, 1));
         }
         apr_pool_destroy(ptemp);
+        /* prepared statements must live as long as the connection: its pool */
+        rv = atr_db_check_schema(db, &version, &err, dbd->pool);
+        if (rv != APR_SUCCESS) {
+            if (!schema_error_logged) {
+                schema_error_logged = 1;
+                ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "ATR00302: store not usable: %s; "
+                              "answering 503 (logged once per process)", err ? err : "schema check failed");
+            }
+            return APR_EGENERAL;
+        }
     }
     apr_pool_userdata_setn(db, SCHEMA_OK_KEY, NULL, dbd->pool);
     *pdb = db;
@@ -223,8 +226,6 @@ static void atr_child_init(apr_pool_t *pchild, server_rec *s)
 
 static int atr_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
-    APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *dbd_prepare;
-    server_rec *sp;
     (void)plog;
     (void)ptemp;
 
@@ -235,26 +236,14 @@ static int atr_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
         if (rc != OK) return rc;
     }
 
-    dbd_prepare = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
     dbd_acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
-    if (!dbd_prepare || !dbd_acquire) {
+    if (!dbd_acquire) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "ATR00303: mod_dbd is not loaded: "
                      "FHIR endpoints other than /metadata will answer 503");
         return OK;
     }
-    /* mod_dbd merges virtual hosts' statement lists from the main server's before
-     * post_config, and groups connection pools by them in its own post_config. So the
-     * statements are registered here, on every server_rec, in a post_config hook ordered
-     * before mod_dbd's. mod_dbd does not tell which DBDriver a server uses at this point;
-     * atr_sql.c keeps one SQL text for sqlite3 and pgsql, so the list is driver-neutral.
-     * Every server gets the statements: a server whose mod_dbd store is not an ATR store
-     * would fail to prepare them, so mod_atr wants its own store per server. */
-    for (sp = s; sp; sp = sp->next) {
-        const atr_sql_stmt_t *st;
-        for (st = atr_sql_statements("sqlite3"); st->label; st++) {
-            dbd_prepare(sp, st->sql, st->label);
-        }
-    }
+    /* Statements are prepared per connection on first use (atr_mod_db), not registered with
+     * mod_dbd: see there why. */
     (void)pconf;
     return OK;
 }

@@ -181,12 +181,14 @@ def test_expired_token_is_401(anon, clients):
 
 
 def test_token_expires_with_its_lifetime(anon, clients, httpd_config):
-    httpd_config("ATRTokenLifetime 1")
+    # exp is whole seconds, so a token lives between lifetime-1 and lifetime seconds: 3 s
+    # leaves room for a busy machine between issuing and the first use.
+    httpd_config("ATRTokenLifetime 3")
     c = clients["by_id"]
     tok = c.token()
     r = c.get("/Group/authz-g1", token=tok)
     assert r.status_code == 200
-    time.sleep(2.2)
+    time.sleep(4.2)
     r = c.get("/Group/authz-g1", token=tok)
     assert r.status_code == 401
     assert 'error_description="token expired"' in r.headers["WWW-Authenticate"]
