@@ -24,5 +24,6 @@ int atrctl_cmd_load(atrctl_ctx_t *ctx, int argc, const char *const *argv);
 int atrctl_cmd_delete(atrctl_ctx_t *ctx, int argc, const char *const *argv);
 int atrctl_cmd_demo_data(atrctl_ctx_t *ctx, int argc, const char *const *argv);
 int atrctl_cmd_client(atrctl_ctx_t *ctx, int argc, const char *const *argv);
+int atrctl_cmd_export(atrctl_ctx_t *ctx, int argc, const char *const *argv);
 
 #endif

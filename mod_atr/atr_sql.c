@@ -84,6 +84,45 @@ static const atr_sql_stmt_t statements[] = {
       "INSERT INTO atr_jti (client_id, jti, expires) VALUES (%s, %s, %d) ON CONFLICT DO NOTHING" },
     { "atr_jti_purge", "DELETE FROM atr_jti WHERE expires < %d" },
 
+    /* bulk export (atr_export.c): references collected into atr_export_ref (deduplicated by its
+     * key) straight from the member rows of one Group version: args export_id, rtype,
+     * strlen(rtype) + 2, group_id, version, strlen(rtype) + 1, "rtype/" [, entity_ref] */
+    { "atr_exp_ref_entity",
+      "INSERT INTO atr_export_ref (export_id, rtype, id) SELECT %s, %s, substr(entity_ref, %d)"
+      " FROM atr_group_member WHERE group_id = %s AND version = %d AND substr(entity_ref, 1, %d) = %s"
+      " ON CONFLICT DO NOTHING" },
+    { "atr_exp_ref_coverage",
+      "INSERT INTO atr_export_ref (export_id, rtype, id) SELECT %s, %s, substr(coverage_ref, %d)"
+      " FROM atr_group_member WHERE group_id = %s AND version = %d AND substr(coverage_ref, 1, %d) = %s"
+      " ON CONFLICT DO NOTHING" },
+    { "atr_exp_ref_provider",
+      "INSERT INTO atr_export_ref (export_id, rtype, id) SELECT %s, %s, substr(provider_ref, %d)"
+      " FROM atr_group_member WHERE group_id = %s AND version = %d AND substr(provider_ref, 1, %d) = %s"
+      " ON CONFLICT DO NOTHING" },
+    { "atr_exp_ref_entity_p",
+      "INSERT INTO atr_export_ref (export_id, rtype, id) SELECT %s, %s, substr(entity_ref, %d)"
+      " FROM atr_group_member WHERE group_id = %s AND version = %d AND substr(entity_ref, 1, %d) = %s"
+      " AND entity_ref = %s ON CONFLICT DO NOTHING" },
+    { "atr_exp_ref_coverage_p",
+      "INSERT INTO atr_export_ref (export_id, rtype, id) SELECT %s, %s, substr(coverage_ref, %d)"
+      " FROM atr_group_member WHERE group_id = %s AND version = %d AND substr(coverage_ref, 1, %d) = %s"
+      " AND entity_ref = %s ON CONFLICT DO NOTHING" },
+    { "atr_exp_ref_provider_p",
+      "INSERT INTO atr_export_ref (export_id, rtype, id) SELECT %s, %s, substr(provider_ref, %d)"
+      " FROM atr_group_member WHERE group_id = %s AND version = %d AND substr(provider_ref, 1, %d) = %s"
+      " AND entity_ref = %s ON CONFLICT DO NOTHING" },
+    /* references found in exported bodies (Coverage.payor, PractitionerRole.location, ...) */
+    { "atr_exp_ref_insert",
+      "INSERT INTO atr_export_ref (export_id, rtype, id) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING" },
+    /* keyset page of one type's collected references with their current version (NULL
+     * version: not in the store) */
+    { "atr_exp_ref_page",
+      "SELECT x.id, r.version, r.last_updated, r.deleted, r.body FROM atr_export_ref x"
+      " LEFT JOIN atr_current c ON c.rtype = x.rtype AND c.id = x.id"
+      " LEFT JOIN atr_resource r ON r.rtype = c.rtype AND r.id = c.id AND r.version = c.version"
+      " WHERE x.export_id = %s AND x.rtype = %s AND x.id > %s ORDER BY x.id LIMIT %d" },
+    { "atr_exp_ref_delete", "DELETE FROM atr_export_ref WHERE export_id = %s" },
+
     { NULL, NULL }
 };
 

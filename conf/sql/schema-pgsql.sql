@@ -102,4 +102,14 @@ CREATE TABLE atr_jti (
 );
 CREATE INDEX atr_jti_expires ON atr_jti (expires);
 
+-- Bulk export scratch (atr_export.c): the references one export run collected, keyed by a
+-- per-run id, so dedupe and paging happen in the store whatever the Group size. Rows live
+-- only while that export runs.
+CREATE TABLE atr_export_ref (
+  export_id TEXT NOT NULL,
+  rtype TEXT NOT NULL,
+  id TEXT NOT NULL,
+  PRIMARY KEY (export_id, rtype, id)
+);
+
 INSERT INTO atr_schema_version (version) VALUES (1);

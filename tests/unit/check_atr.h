@@ -9,4 +9,5 @@ Suite *token_suite(void);
 Suite *demo_suite(void);
 Suite *registry_suite(void);
 Suite *entitle_suite(void);
+Suite *export_suite(void);
 #endif
