@@ -20,6 +20,7 @@ static const atrctl_cmd_t commands[] = {
     { "delete", atrctl_cmd_delete, "delete resources (Type/id); reads then answer 410 Gone" },
     { "demo-data", atrctl_cmd_demo_data, "write a synthetic ATR dataset as NDJSON files" },
     { "client", atrctl_cmd_client, "register Consumers in the LDAP registry (add, show, list, set, ...)" },
+    { "roster", atrctl_cmd_roster, "apply a monthly roster (CSV) to a Group as its next version" },
     { "export", atrctl_cmd_export, "write a Group's attribution list as NDJSON files (like a bulk export)" },
     { NULL, NULL, NULL }
 };

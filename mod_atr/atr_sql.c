@@ -84,6 +84,66 @@ static const atr_sql_stmt_t statements[] = {
       "INSERT INTO atr_jti (client_id, jti, expires) VALUES (%s, %s, %d) ON CONFLICT DO NOTHING" },
     { "atr_jti_purge", "DELETE FROM atr_jti WHERE expires < %d" },
 
+    /* roster apply (atr_roster.c): rows staged in atr_roster_row, resolved, checked and diffed
+     * against the previous Group version; all inside the apply's one transaction */
+    { "atr_ros_clear_rows", "DELETE FROM atr_roster_row" },
+    { "atr_ros_clear_ident", "DELETE FROM atr_roster_ident" },
+    { "atr_ros_insert",
+      "INSERT INTO atr_roster_row (line, m_type, m_val, p_type, p_val, payer_id, contract_id, plan_id,"
+      " period_start, period_end, coverage_ref) VALUES (%d, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)" },
+    { "atr_ros_need", "SELECT 1 FROM atr_roster_row WHERE m_type = %s OR p_type = %s LIMIT 1" },
+    { "atr_ros_scan",
+      "SELECT c.id, r.body FROM atr_current c JOIN atr_resource r ON r.rtype = c.rtype AND r.id = c.id"
+      " AND r.version = c.version WHERE c.rtype = %s AND c.deleted = 0 AND c.id > %s ORDER BY c.id LIMIT %d" },
+    { "atr_ros_ident_insert", "INSERT INTO atr_roster_ident (kind, value, ref) VALUES (%s, %s, %s)" },
+    { "atr_ros_resolve_m_ref",
+      "UPDATE atr_roster_row SET entity_ref = m_type || '/' || m_val WHERE m_type <> 'MB' AND EXISTS"
+      " (SELECT 1 FROM atr_current c WHERE c.rtype = atr_roster_row.m_type AND c.id = atr_roster_row.m_val"
+      " AND c.deleted = 0)" },
+    { "atr_ros_resolve_m_ident",
+      "UPDATE atr_roster_row SET entity_ref = (SELECT MIN(i.ref) FROM atr_roster_ident i WHERE i.kind = 'MB'"
+      " AND i.value = atr_roster_row.m_val) WHERE m_type = 'MB'" },
+    { "atr_ros_resolve_p_ref",
+      "UPDATE atr_roster_row SET provider_ref = p_type || '/' || p_val WHERE p_type NOT IN ('NPI', 'TIN') AND EXISTS"
+      " (SELECT 1 FROM atr_current c WHERE c.rtype = atr_roster_row.p_type AND c.id = atr_roster_row.p_val"
+      " AND c.deleted = 0)" },
+    { "atr_ros_resolve_p_ident",
+      "UPDATE atr_roster_row SET provider_ref = (SELECT MIN(i.ref) FROM atr_roster_ident i"
+      " WHERE i.kind = atr_roster_row.p_type AND i.value = atr_roster_row.p_val) WHERE p_type IN ('NPI', 'TIN')" },
+    { "atr_ros_unresolved",
+      "SELECT line, m_type, m_val, p_type, p_val, entity_ref, provider_ref FROM atr_roster_row"
+      " WHERE entity_ref IS NULL OR provider_ref IS NULL ORDER BY line LIMIT %d" },
+    { "atr_ros_unresolved_count",
+      "SELECT COUNT(*) FROM atr_roster_row WHERE entity_ref IS NULL OR provider_ref IS NULL" },
+    { "atr_ros_dups",
+      "SELECT r.line, MIN(d.line) FROM atr_roster_row r JOIN atr_roster_row d ON d.entity_ref = r.entity_ref"
+      " AND d.provider_ref = r.provider_ref AND d.line < r.line GROUP BY r.line ORDER BY r.line LIMIT %d" },
+    { "atr_ros_dups_count",
+      "SELECT COUNT(*) FROM atr_roster_row r WHERE EXISTS (SELECT 1 FROM atr_roster_row d"
+      " WHERE d.entity_ref = r.entity_ref AND d.provider_ref = r.provider_ref AND d.line < r.line)" },
+    /* args: (group, version) x 3, after line, limit. The previous entry of a member x provider:
+     * its first one not already dropped or cancelled. The IN keeps SQLite on the entity index
+     * (without it the planner walks the whole version per row). */
+    { "atr_ros_entries",
+      "SELECT r.line, r.entity_ref, r.provider_ref, r.period_start, r.period_end, r.coverage_ref, m.seq,"
+      " m.period_start, m.period_end, m.coverage_ref FROM atr_roster_row r LEFT JOIN atr_group_member m"
+      " ON m.group_id = %s AND m.version = %d AND m.seq = (SELECT MIN(y.seq) FROM atr_group_member y"
+      " WHERE y.group_id = %s AND y.version = %d AND y.seq IN (SELECT x.seq FROM atr_group_member x"
+      " WHERE x.group_id = %s AND x.version = %d AND x.entity_ref = r.entity_ref)"
+      " AND y.provider_ref = r.provider_ref AND COALESCE(y.change_type, '') NOT IN ('dropped', 'cancelled'))"
+      " WHERE r.line > %d ORDER BY r.line LIMIT %d" },
+    /* previous entries (not already dropped/cancelled) whose member x provider left the roster */
+    { "atr_ros_dropped_count",
+      "SELECT COUNT(*) FROM atr_group_member m WHERE m.group_id = %s AND m.version = %d"
+      " AND COALESCE(m.change_type, '') NOT IN ('dropped', 'cancelled') AND NOT EXISTS (SELECT 1"
+      " FROM atr_roster_row r WHERE r.entity_ref = m.entity_ref AND r.provider_ref = m.provider_ref)" },
+    { "atr_ros_dropped",
+      "SELECT m.seq, m.body, m.entity_ref, m.provider_ref FROM atr_group_member m WHERE m.group_id = %s"
+      " AND m.version = %d AND m.seq > %d"
+      " AND COALESCE(m.change_type, '') NOT IN ('dropped', 'cancelled') AND NOT EXISTS (SELECT 1"
+      " FROM atr_roster_row r WHERE r.entity_ref = m.entity_ref AND r.provider_ref = m.provider_ref)"
+      " ORDER BY m.seq LIMIT %d" },
+
     /* bulk export (atr_export.c): references collected into atr_export_ref (deduplicated by its
      * key) straight from the member rows of one Group version: args export_id, rtype,
      * strlen(rtype) + 2, group_id, version, strlen(rtype) + 1, "rtype/" [, entity_ref] */

@@ -103,6 +103,33 @@ CREATE TABLE atr_jti (
 );
 CREATE INDEX atr_jti_expires ON atr_jti (expires);
 
+-- Roster rows staged by `atrctl roster apply` (atr_roster.c) and the identifiers it
+-- resolves member ids / NPIs / TINs with. Both are filled and emptied inside the one
+-- transaction of an apply, so they are empty outside it. m_type: 'Patient' (m_val = id) or
+-- 'MB' (member identifier value); p_type: a provider type (p_val = id), 'NPI' or 'TIN'.
+CREATE TABLE atr_roster_row (
+  line INTEGER NOT NULL PRIMARY KEY,
+  m_type TEXT NOT NULL,
+  m_val TEXT NOT NULL,
+  p_type TEXT NOT NULL,
+  p_val TEXT NOT NULL,
+  payer_id TEXT NOT NULL,
+  contract_id TEXT NOT NULL,
+  plan_id TEXT NOT NULL,
+  period_start TEXT,
+  period_end TEXT,
+  coverage_ref TEXT,
+  entity_ref TEXT,
+  provider_ref TEXT
+);
+CREATE INDEX atr_roster_row_ep ON atr_roster_row (entity_ref, provider_ref);
+CREATE TABLE atr_roster_ident (
+  kind TEXT NOT NULL,
+  value TEXT NOT NULL,
+  ref TEXT NOT NULL
+);
+CREATE INDEX atr_roster_ident_kv ON atr_roster_ident (kind, value);
+
 -- Bulk export scratch (atr_export.c): the references one export run collected, keyed by a
 -- per-run id, so dedupe and paging happen in the store whatever the Group size. Rows live
 -- only while that export runs.

@@ -10,4 +10,5 @@ Suite *demo_suite(void);
 Suite *registry_suite(void);
 Suite *entitle_suite(void);
 Suite *export_suite(void);
+Suite *roster_suite(void);
 #endif
