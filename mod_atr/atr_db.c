@@ -339,7 +339,14 @@ apr_status_t atr_db_next(apr_dbd_row_t **prow, atr_db_rows_t *rows)
 
 const char *atr_db_col(atr_db_rows_t *rows, apr_dbd_row_t *row, int col)
 {
-    return apr_dbd_get_entry(rows->db->driver, row, col);
+    const char *v = apr_dbd_get_entry(rows->db->driver, row, col);
+    /* pgsql hands back "" for SQL NULL (PQgetvalue); only its datum_get tells NULL apart
+     * (sqlite3 already gives NULL, and its datum_get must not be asked for TYPE_NULL) */
+    if (v && !*v && !strcmp(rows->db->driver_name, "pgsql")
+        && apr_dbd_datum_get(rows->db->driver, row, col, APR_DBD_TYPE_NULL, NULL) == APR_ENOENT) {
+        return NULL;
+    }
+    return v;
 }
 
 apr_status_t atr_db_tx_begin(atr_db_tx_t **ptx, atr_db_t *db, apr_pool_t *p)

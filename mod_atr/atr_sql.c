@@ -80,9 +80,10 @@ static const atr_sql_stmt_t statements[] = {
       " WHERE c.rtype = 'Group' AND c.id = %s AND c.deleted = 0 AND m.coverage_ref = %s LIMIT 1" },
 
     /* client assertion jti, remembered until exp + skew (SMART-TOK-04, D29); 0 rows = replay */
+    /* expires is unix seconds: %lld (pgsql bigint), as %d (integer) fails from 2038 */
     { "atr_jti_insert",
-      "INSERT INTO atr_jti (client_id, jti, expires) VALUES (%s, %s, %d) ON CONFLICT DO NOTHING" },
-    { "atr_jti_purge", "DELETE FROM atr_jti WHERE expires < %d" },
+      "INSERT INTO atr_jti (client_id, jti, expires) VALUES (%s, %s, %lld) ON CONFLICT DO NOTHING" },
+    { "atr_jti_purge", "DELETE FROM atr_jti WHERE expires < %lld" },
 
     /* roster apply (atr_roster.c): rows staged in atr_roster_row, resolved, checked and diffed
      * against the previous Group version; all inside the apply's one transaction */
