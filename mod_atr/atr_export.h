@@ -17,6 +17,14 @@
  * which then cleans up and returns that status. */
 typedef apr_status_t atr_export_progress_fn(void *baton, long resources_written);
 
+/* A note the caller wants in the error file (e.g. a kick-off parameter ignored under
+ * Prefer: handling=lenient): written first, one OperationOutcome line each. */
+typedef struct atr_export_issue_t {
+    const char *severity;   /* "error", "warning" or "information" */
+    const char *code;       /* FHIR IssueType, e.g. "not-supported" */
+    const char *text;       /* diagnostics */
+} atr_export_issue_t;
+
 typedef struct atr_export_opts_t {
     const char *group_id;
     const apr_array_header_t *types;     /* const char *: subset of atr_fhir_types; NULL/empty = all */
@@ -27,6 +35,11 @@ typedef struct atr_export_opts_t {
     int page_size;                       /* rows per store page; 0 = 1000 */
     int jansson_render;                  /* 1: every line through atr_render_resource (tests compare
                                           * it with the default text splice of stored bodies) */
+    const char *export_id;               /* this run's key in atr_export_ref (<= 64 chars); NULL =
+                                          * random. Callers that may die mid-run (the httpd
+                                          * workers) pass their claim so the next claimer can
+                                          * atr_export_forget() what was left behind. */
+    const apr_array_header_t *issues;    /* atr_export_issue_t to put in the error file; optional */
     atr_export_progress_fn *progress;    /* optional */
     void *progress_baton;
 } atr_export_opts_t;
@@ -56,6 +69,9 @@ typedef struct atr_export_result_t {
  * errors (e.g. ENOSPC). Files and arrays are allocated in p. */
 apr_status_t atr_export_group(atr_export_result_t **pres, atr_db_t *db, const atr_export_opts_t *opts,
                               const char **perr, apr_pool_t *p);
+
+/* Remove the atr_export_ref rows of a run that did not finish (its process died). */
+apr_status_t atr_export_forget(atr_db_t *db, const char *export_id, apr_pool_t *p);
 
 /* Index of type in atr_fhir_types, or -1. */
 int atr_export_type_index(const char *type);
