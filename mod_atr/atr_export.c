@@ -1,15 +1,23 @@
 /* Member Attribution List export: references of one Group version are collected into the
  * store's atr_export_ref (its key deduplicates a member attributed twice, a payor shared by
  * every Coverage, ...) and read back type by type in keyset pages joined to the current
- * versions, so memory does not grow with the Group. Each line is what the FHIR read renders. */
+ * versions, so memory does not grow with the Group. Patients and Coverages of a whole Group
+ * are read straight from the member indexes in reference order (equal references adjacent),
+ * which needs no scratch rows. Each line is what the FHIR read renders. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <apr_file_io.h>
 #include <apr_general.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
+#if APR_HAS_THREADS
+#include <apr_thread_cond.h>
+#include <apr_thread_mutex.h>
+#include <apr_thread_proc.h>
+#endif
 #include "atr_export.h"
 #include "atr_fhir.h"
 #include "atr_json.h"
@@ -23,6 +31,16 @@
 #define DEFAULT_PAGE 1000
 /* atr_export_opts_t.export_id (the header's contract) */
 #define ATR_EXPORT_ID_MAX 64
+/* Output goes to the files in chunks of this size: few system calls, and with threads the
+ * kernel's copy of one chunk into the page cache (about half the work of a large export)
+ * runs on another core while the next chunk is read and spliced. */
+#define OUT_CHUNK (1024 * 1024)
+/* References remembered as already stored, so a payor or provider shared by many rows is
+ * inserted once, not once per page; cleared when full (memory stays bounded, the table's key
+ * still deduplicates). */
+#define SEEN_MAX 65536
+/* References inserted per statement */
+#define INSERT_BATCH 16
 
 enum { T_GROUP, T_PATIENT, T_COVERAGE, T_RELATEDPERSON, T_PRACTITIONER, T_PRACTITIONERROLE,
        T_ORGANIZATION, T_LOCATION };
@@ -40,10 +58,35 @@ typedef struct writer_t {
     const char *type;
     apr_array_header_t *list;   /* where its files are recorded */
     int n;
-    FILE *f;
+    apr_file_t *f;
     const char *tmp;
     atr_export_file_t *cur;
 } writer_t;
+
+/* Two output chunks: the export fills one while the other is written to the open file, by
+ * the flusher thread when there is one (else at once, by the caller). */
+typedef struct flusher_t {
+    char *buf[2];
+    int cur;                  /* the chunk being filled */
+    apr_size_t len;           /* bytes in buf[cur] */
+    apr_status_t err;         /* first write error (guarded by mu when threaded) */
+#if APR_HAS_THREADS
+    apr_pool_t *pool;         /* the thread, its mutex and condition (destroyed at the stop) */
+    apr_thread_t *thread;     /* NULL: write synchronously */
+    apr_thread_mutex_t *mu;
+    apr_thread_cond_t *cv;    /* a job was handed over, finished, or quit was asked */
+    int busy, quit;
+    const char *job;
+    apr_size_t job_len;
+    apr_file_t *job_f;
+#endif
+} flusher_t;
+
+/* One line as the pieces it is spliced from (no copy before the output chunk). */
+typedef struct piece_t {
+    const char *s;
+    apr_size_t n;
+} piece_t;
 
 struct export_t {
     atr_db_t *db;
@@ -56,12 +99,17 @@ struct export_t {
     int page;
     int want[ATR_EXPORT_NTYPES];
     int need[ATR_EXPORT_NTYPES];  /* read (to write or to follow its references) */
+    const char *gid, *gver;       /* the Group version exported */
+    int whole_group;              /* no patient filter: Patients/Coverages from the member indexes */
     apr_array_header_t *created;  /* final paths already renamed (removed on failure) */
     writer_t *open;               /* the writer with a file open (removed on failure) */
     apr_array_header_t *issues;   /* OperationOutcome lines (JSON text) */
     int fast;                     /* render without jansson where the body allows (tests: 0) */
-    char *buf;                    /* one rendered resource */
+    char *buf;                    /* one resource rendered by jansson */
     apr_size_t len, cap;
+    flusher_t fl;
+    apr_pool_t *seen_pool;        /* references already in atr_export_ref (a bounded cache) */
+    apr_hash_t *seen;
     const char **perr;
 };
 
@@ -85,9 +133,127 @@ static apr_status_t fail(export_t *x, apr_status_t rv, const char *fmt, ...)
     return rv;
 }
 
-static apr_status_t os_error(void)
+/* ---- output chunks ---- */
+
+#if APR_HAS_THREADS
+static void *APR_THREAD_FUNC flusher_main(apr_thread_t *th, void *data)
 {
-    return errno ? APR_FROM_OS_ERROR(errno) : APR_EGENERAL;
+    flusher_t *fl = data;
+
+    apr_thread_mutex_lock(fl->mu);
+    for (;;) {
+        while (!fl->busy && !fl->quit) apr_thread_cond_wait(fl->cv, fl->mu);
+        if (!fl->busy) break;
+        {
+            const char *b = fl->job;
+            apr_size_t n = fl->job_len;
+            apr_file_t *f = fl->job_f;
+            int skip = fl->err != APR_SUCCESS;
+            apr_status_t rv = APR_SUCCESS;
+
+            apr_thread_mutex_unlock(fl->mu);
+            if (!skip) rv = apr_file_write_full(f, b, n, NULL);
+            apr_thread_mutex_lock(fl->mu);
+            if (rv != APR_SUCCESS && fl->err == APR_SUCCESS) fl->err = rv;
+            fl->busy = 0;
+            apr_thread_cond_broadcast(fl->cv);
+        }
+    }
+    apr_thread_mutex_unlock(fl->mu);
+    apr_thread_exit(th, APR_SUCCESS);
+    return NULL;
+}
+#endif
+
+/* Chunks, and the thread when the platform has threads (else writes are synchronous). */
+static apr_status_t flusher_start(export_t *x)
+{
+    flusher_t *fl = &x->fl;
+
+    fl->buf[0] = malloc(OUT_CHUNK);
+    fl->buf[1] = malloc(OUT_CHUNK);
+    if (!fl->buf[0] || !fl->buf[1]) return fail(x, APR_ENOMEM, "no memory for the output buffers");
+#if APR_HAS_THREADS
+    apr_pool_create(&fl->pool, x->p);
+    if (apr_thread_mutex_create(&fl->mu, APR_THREAD_MUTEX_DEFAULT, fl->pool) != APR_SUCCESS
+        || apr_thread_cond_create(&fl->cv, fl->pool) != APR_SUCCESS
+        || apr_thread_create(&fl->thread, NULL, flusher_main, fl, fl->pool) != APR_SUCCESS) {
+        fl->thread = NULL;
+        atr_log_perror(ATR_LOG_MARK, ATR_LOG_DEBUG, APR_EGENERAL, x->p,
+                       "ATR00709: export: no writer thread; writing from the export's own thread");
+    }
+#endif
+    return APR_SUCCESS;
+}
+
+/* Wait until no chunk is being written; the first write error of the run, if any. */
+static apr_status_t flusher_wait(flusher_t *fl)
+{
+    apr_status_t rv;
+
+#if APR_HAS_THREADS
+    if (fl->thread) {
+        apr_thread_mutex_lock(fl->mu);
+        while (fl->busy) apr_thread_cond_wait(fl->cv, fl->mu);
+        rv = fl->err;
+        apr_thread_mutex_unlock(fl->mu);
+        return rv;
+    }
+#endif
+    rv = fl->err;
+    return rv;
+}
+
+static void flusher_stop(export_t *x)
+{
+    flusher_t *fl = &x->fl;
+
+#if APR_HAS_THREADS
+    if (fl->thread) {
+        apr_status_t trv;
+        apr_thread_mutex_lock(fl->mu);
+        fl->quit = 1;
+        apr_thread_cond_broadcast(fl->cv);
+        apr_thread_mutex_unlock(fl->mu);
+        apr_thread_join(&trv, fl->thread);
+        fl->thread = NULL;
+    }
+    if (fl->pool) apr_pool_destroy(fl->pool);
+    fl->pool = NULL;
+#endif
+    free(fl->buf[0]);
+    free(fl->buf[1]);
+    fl->buf[0] = fl->buf[1] = NULL;
+}
+
+/* Hand the filled chunk to the open file and start filling the other one. */
+static apr_status_t flusher_submit(flusher_t *fl, apr_file_t *f)
+{
+    apr_status_t rv;
+
+    if (fl->len == 0) return flusher_wait(fl);
+#if APR_HAS_THREADS
+    if (fl->thread) {
+        apr_thread_mutex_lock(fl->mu);
+        while (fl->busy) apr_thread_cond_wait(fl->cv, fl->mu);
+        rv = fl->err;
+        if (rv == APR_SUCCESS) {
+            fl->job = fl->buf[fl->cur];
+            fl->job_len = fl->len;
+            fl->job_f = f;
+            fl->busy = 1;
+            apr_thread_cond_broadcast(fl->cv);
+        }
+        apr_thread_mutex_unlock(fl->mu);
+        fl->cur ^= 1;
+        fl->len = 0;
+        return rv;
+    }
+#endif
+    rv = fl->err == APR_SUCCESS ? apr_file_write_full(f, fl->buf[fl->cur], fl->len, NULL) : fl->err;
+    if (rv != APR_SUCCESS && fl->err == APR_SUCCESS) fl->err = rv;
+    fl->len = 0;
+    return rv;
 }
 
 /* ---- files ---- */
@@ -95,22 +261,27 @@ static apr_status_t os_error(void)
 static apr_status_t writer_close(writer_t *w)
 {
     export_t *x = w->x;
-    int bad;
+    apr_status_t rv;
 
     if (!w->f) return APR_SUCCESS;
-    errno = 0;
-    bad = ferror(w->f);
-    if (fclose(w->f) != 0) bad = 1;
+    /* the last chunk, and nothing of this file still in flight */
+    rv = flusher_submit(&x->fl, w->f);
+    if (rv == APR_SUCCESS) rv = flusher_wait(&x->fl);
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_close(w->f);
+    }
+    else {
+        apr_file_close(w->f);
+    }
     w->f = NULL;
     x->open = NULL;
-    if (bad) {
-        apr_status_t rv = os_error();
-        remove(w->tmp);
+    if (rv != APR_SUCCESS) {
+        apr_file_remove(w->tmp, x->p);
         return fail(x, rv, "cannot write %s", w->cur->path);
     }
-    if (rename(w->tmp, w->cur->path) != 0) {
-        apr_status_t rv = os_error();
-        remove(w->tmp);
+    rv = apr_file_rename(w->tmp, w->cur->path, x->p);
+    if (rv != APR_SUCCESS) {
+        apr_file_remove(w->tmp, x->p);
         return fail(x, rv, "cannot rename %s to %s", w->tmp, w->cur->path);
     }
     APR_ARRAY_PUSH(x->created, const char *) = w->cur->path;
@@ -121,6 +292,7 @@ static apr_status_t writer_open(writer_t *w)
 {
     export_t *x = w->x;
     atr_export_file_t *file = apr_array_push(w->list);
+    apr_status_t rv;
 
     file->type = w->type;
     file->name = apr_psprintf(x->p, "%s-%d.ndjson", w->type, ++w->n);
@@ -129,11 +301,12 @@ static apr_status_t writer_open(writer_t *w)
     file->bytes = 0;
     w->cur = file;
     w->tmp = apr_pstrcat(x->p, x->opts->outdir, "/.", file->name, ".tmp", NULL);
-    errno = 0;
-    w->f = fopen(w->tmp, "wb");
-    if (!w->f) {
+    rv = apr_file_open(&w->f, w->tmp, APR_FOPEN_WRITE | APR_FOPEN_CREATE | APR_FOPEN_TRUNCATE | APR_FOPEN_BINARY,
+                       APR_FPROT_OS_DEFAULT, x->p);
+    if (rv != APR_SUCCESS) {
+        w->f = NULL;
         w->list->nelts--;
-        return fail(x, os_error(), "cannot create %s", w->tmp);
+        return fail(x, rv, "cannot create %s", w->tmp);
     }
     x->open = w;
     return APR_SUCCESS;
@@ -141,8 +314,20 @@ static apr_status_t writer_open(writer_t *w)
 
 static apr_status_t writer_raw(writer_t *w, const char *data, apr_size_t len)
 {
-    if (len && fwrite(data, 1, len, w->f) != len) return fail(w->x, os_error(), "cannot write %s", w->cur->path);
+    flusher_t *fl = &w->x->fl;
+
     w->cur->bytes += (apr_off_t)len;
+    while (len) {
+        apr_size_t room = OUT_CHUNK - fl->len, n = len < room ? len : room;
+        memcpy(fl->buf[fl->cur] + fl->len, data, n);
+        fl->len += n;
+        data += n;
+        len -= n;
+        if (fl->len == OUT_CHUNK) {
+            apr_status_t rv = flusher_submit(fl, w->f);
+            if (rv != APR_SUCCESS) return fail(w->x, rv, "cannot write %s", w->cur->path);
+        }
+    }
     return APR_SUCCESS;
 }
 
@@ -151,21 +336,32 @@ static apr_status_t file_sink(void *ctx, const char *data, apr_size_t len)
     return writer_raw(ctx, data, len);
 }
 
-/* One NDJSON line; a new file first when this line would take the current one past the
- * size limit (a line longer than the limit gets a file of its own). */
-static apr_status_t writer_line(writer_t *w, const char *data, apr_size_t len)
+/* One NDJSON line made of pieces; a new file first when this line would take the current one
+ * past the size limit (a line longer than the limit gets a file of its own). */
+static apr_status_t writer_pieces(writer_t *w, const piece_t *pc, int npc)
 {
-    apr_status_t rv;
+    apr_status_t rv = APR_SUCCESS;
+    apr_size_t len = 0;
+    int i;
 
+    for (i = 0; i < npc; i++) len += pc[i].n;
     if (w->f && w->cur->count > 0 && w->cur->bytes + (apr_off_t)len + 1 > w->x->max) {
         rv = writer_close(w);
         if (rv != APR_SUCCESS) return rv;
     }
     if (!w->f && (rv = writer_open(w)) != APR_SUCCESS) return rv;
-    rv = writer_raw(w, data, len);
+    for (i = 0; rv == APR_SUCCESS && i < npc; i++) rv = writer_raw(w, pc[i].s, pc[i].n);
     if (rv == APR_SUCCESS) rv = writer_raw(w, "\n", 1);
     if (rv == APR_SUCCESS) w->cur->count++;
     return rv;
+}
+
+static apr_status_t writer_line(writer_t *w, const char *data, apr_size_t len)
+{
+    piece_t pc;
+    pc.s = data;
+    pc.n = len;
+    return writer_pieces(w, &pc, 1);
 }
 
 static void writer_init(writer_t *w, export_t *x, const char *type, apr_array_header_t *list)
@@ -182,17 +378,19 @@ static void discard_files(export_t *x)
     int i;
 
     if (x->open) {
-        fclose(x->open->f);
+        flusher_wait(&x->fl);   /* no write in flight to the file removed */
+        x->fl.len = 0;
+        apr_file_close(x->open->f);
         x->open->f = NULL;
-        remove(x->open->tmp);
+        apr_file_remove(x->open->tmp, x->p);
         x->open = NULL;
     }
-    for (i = 0; i < x->created->nelts; i++) remove(APR_ARRAY_IDX(x->created, i, const char *));
+    for (i = 0; i < x->created->nelts; i++) apr_file_remove(APR_ARRAY_IDX(x->created, i, const char *), x->p);
     apr_array_clear(x->res->files);
     apr_array_clear(x->res->errors);
 }
 
-/* ---- the rendered line buffer (malloc'ed: reused for every resource, freed at the end) ---- */
+/* ---- the jansson-rendered line buffer (malloc'ed: reused for every resource, freed at the end) ---- */
 
 static apr_status_t buf_sink(void *ctx, const char *data, apr_size_t len)
 {
@@ -217,6 +415,7 @@ static apr_status_t free_buf(void *data)
     export_t *x = data;
     free(x->buf);
     x->buf = NULL;
+    flusher_stop(x);
     return APR_SUCCESS;
 }
 
@@ -263,9 +462,9 @@ static const char *ref_args_len(apr_pool_t *p, const char *type, int extra)
 }
 
 /* Member references of one kind (entity/coverage/provider column) with type prefix into
- * atr_export_ref, for all members or those of one entity_ref. */
-static apr_status_t collect_members(export_t *x, const char *label, const char *type, const char *gid,
-                                    const char *gver, const char *entity, apr_pool_t *ptemp)
+ * atr_export_ref, for the members of one entity_ref (the patient filter). */
+static apr_status_t collect_members(export_t *x, const char *label, const char *type, const char *entity,
+                                    apr_pool_t *ptemp)
 {
     const char *args[8];
     apr_status_t rv;
@@ -273,14 +472,32 @@ static apr_status_t collect_members(export_t *x, const char *label, const char *
     args[0] = x->xid;
     args[1] = type;
     args[2] = ref_args_len(ptemp, type, 2);
-    args[3] = gid;
-    args[4] = gver;
+    args[3] = x->gid;
+    args[4] = x->gver;
     args[5] = ref_args_len(ptemp, type, 1);
     args[6] = apr_pstrcat(ptemp, type, "/", NULL);
     args[7] = entity;
-    rv = atr_db_exec(x->db, NULL, entity ? apr_pstrcat(ptemp, label, "_p", NULL) : label, ptemp,
-                     entity ? 8 : 7, args);
+    rv = atr_db_exec(x->db, NULL, label, ptemp, 8, args);
     if (rv != APR_SUCCESS) return fail(x, rv, "cannot collect %s references: %s", type, atr_db_error(x->db, rv));
+    return APR_SUCCESS;
+}
+
+/* The attributed providers of every member, all needed provider types in one scan of the
+ * member rows (they have no index: one scan per type cost a second each on a large Group). */
+static apr_status_t collect_providers(export_t *x, apr_pool_t *ptemp)
+{
+    const char *args[6];
+    apr_status_t rv;
+
+    if (!x->need[T_PRACTITIONER] && !x->need[T_PRACTITIONERROLE] && !x->need[T_ORGANIZATION]) return APR_SUCCESS;
+    args[0] = x->xid;
+    args[1] = x->gid;
+    args[2] = x->gver;
+    args[3] = x->need[T_PRACTITIONER] ? "Practitioner" : NULL;
+    args[4] = x->need[T_PRACTITIONERROLE] ? "PractitionerRole" : NULL;
+    args[5] = x->need[T_ORGANIZATION] ? "Organization" : NULL;
+    rv = atr_db_exec(x->db, NULL, "atr_exp_ref_providers", ptemp, 6, args);
+    if (rv != APR_SUCCESS) return fail(x, rv, "cannot collect provider references: %s", atr_db_error(x->db, rv));
     return APR_SUCCESS;
 }
 
@@ -303,12 +520,11 @@ static void note_ref(apr_hash_t *refs, const char *text, apr_size_t s, apr_size_
     apr_hash_set(refs, ref, APR_HASH_KEY_STRING, ref);
 }
 
-/* The Reference (or array of References) at top-level key of body. */
-static void note_refs(apr_hash_t *refs, const char *body, apr_size_t len, const char *key, unsigned mask)
+/* The Reference (or array of References) [vs, ve) of body. */
+static void note_refs(apr_hash_t *refs, const char *body, apr_size_t vs, apr_size_t ve, unsigned mask)
 {
-    apr_size_t vs, ve, pos, es, ee;
+    apr_size_t pos, es, ee;
 
-    if (!atr_jscan_field(body, 0, len, key, &vs, &ve)) return;
     if (body[vs] == '{') {
         note_ref(refs, body, vs, ve, mask);
     }
@@ -318,87 +534,175 @@ static void note_refs(apr_hash_t *refs, const char *body, apr_size_t len, const 
     }
 }
 
-/* References of a Coverage / PractitionerRole body that the export follows (EXP-07). Stored
- * bodies are compact JSON as atr_json_dump writes it, so they are read without a tree. */
-static apr_status_t follow_refs(export_t *x, apr_hash_t *refs, int t, const char *body)
+/* Where the splice goes: the top-level "meta" and "id" values ([0, 0) when absent). */
+typedef struct spans_t {
+    apr_size_t meta_s, meta_e, id_s, id_e;
+} spans_t;
+
+static int key_is(const char *b, apr_size_t ks, apr_size_t ke, const char *key, apr_size_t klen)
 {
-    apr_size_t len = strlen(body);
+    return ke - ks == klen && !memcmp(b + ks, key, klen);
+}
+
+/* One pass over the top level of a Coverage / PractitionerRole body: the references the
+ * export follows (EXP-07) and the splice spans. Stored bodies are compact JSON as
+ * atr_json_dump writes it, so they are read without a tree. 0 when the body is not an object. */
+static int scan_follow(export_t *x, apr_hash_t *refs, int t, const char *b, apr_size_t len, spans_t *sp)
+{
+    apr_size_t pos = 1, ks, ke, vs, ve;
     unsigned mask = 0;
     int i;
 
-    if (len < 2 || body[0] != '{') return APR_EGENERAL;
+    memset(sp, 0, sizeof(*sp));
+    if (len < 2 || b[0] != '{') return 0;
     for (i = 0; i < ATR_EXPORT_NTYPES; i++) {
         if (x->need[i]) mask |= 1u << i;
     }
-    if (t == T_COVERAGE) {
-        mask &= (1u << T_RELATEDPERSON) | (1u << T_ORGANIZATION);
-        note_refs(refs, body, len, "subscriber", mask);
-        note_refs(refs, body, len, "policyHolder", mask);
-        note_refs(refs, body, len, "payor", mask);
+    if (t == T_COVERAGE) mask &= (1u << T_RELATEDPERSON) | (1u << T_ORGANIZATION);
+    else mask &= (1u << T_PRACTITIONER) | (1u << T_ORGANIZATION) | (1u << T_LOCATION);
+    while (atr_jscan_pair(b, &pos, len, &ks, &ke, &vs, &ve)) {
+        if (key_is(b, ks, ke, "meta", 4)) {
+            if (!sp->meta_e) sp->meta_s = vs, sp->meta_e = ve;
+        }
+        else if (key_is(b, ks, ke, "id", 2)) {
+            if (!sp->id_e) sp->id_s = vs, sp->id_e = ve;
+        }
+        else if (t == T_COVERAGE ? key_is(b, ks, ke, "subscriber", 10) || key_is(b, ks, ke, "policyHolder", 12)
+                                       || key_is(b, ks, ke, "payor", 5)
+                                 : key_is(b, ks, ke, "practitioner", 12) || key_is(b, ks, ke, "organization", 12)
+                                       || key_is(b, ks, ke, "location", 8)) {
+            note_refs(refs, b, vs, ve, mask);
+        }
     }
-    else {
-        mask &= (1u << T_PRACTITIONER) | (1u << T_ORGANIZATION) | (1u << T_LOCATION);
-        note_refs(refs, body, len, "practitioner", mask);
-        note_refs(refs, body, len, "organization", mask);
-        note_refs(refs, body, len, "location", mask);
+    return 1;
+}
+
+static void scan_plain(const char *b, apr_size_t len, spans_t *sp)
+{
+    memset(sp, 0, sizeof(*sp));
+    if (len < 2 || b[0] != '{') return;
+    if (!atr_jscan_field(b, 0, len, "meta", &sp->meta_s, &sp->meta_e)) {
+        sp->meta_s = sp->meta_e = 0;
+        if (!atr_jscan_field(b, 0, len, "id", &sp->id_s, &sp->id_e)) sp->id_s = sp->id_e = 0;
     }
-    return APR_SUCCESS;
+}
+
+/* "versionId":"<v>","lastUpdated":"<instant>" into meta (at least 128 bytes); 0 when the
+ * values are not what the splice can copy (the caller then renders with jansson). */
+static apr_size_t meta_text(char *meta, const char *ver, const char *lu)
+{
+    apr_size_t vn = strlen(ver), ln = strlen(lu), i;
+    char *m = meta;
+
+    /* the renderer prints the version as a number: copy only its canonical spelling */
+    if (vn == 0 || vn > 9 || (ver[0] == '0' && vn > 1) || ln > 64) return 0;
+    for (i = 0; i < vn; i++) {
+        if (ver[i] < '0' || ver[i] > '9') return 0;
+    }
+    memcpy(m, "\"versionId\":\"", 13), m += 13;
+    memcpy(m, ver, vn), m += vn;
+    memcpy(m, "\",\"lastUpdated\":\"", 17), m += 17;
+    memcpy(m, lu, ln), m += ln;
+    *m++ = '"';
+    return (apr_size_t)(m - meta);
 }
 
 /* What atr_render_resource writes for a non-Group resource, without a JSON tree: stored
  * bodies are exactly what atr_json_dump writes (the store's contract), so the read's text is
  * the body with versionId/lastUpdated put first into its meta, or with a new meta right after
- * id. 0 when the body has another shape (the caller then renders with jansson). */
-static int fast_render(export_t *x, const atr_resource_t *res)
+ * id. The line's pieces in pc (at most 5); 0 when the body has another shape (the caller then
+ * renders with jansson). */
+static int splice(piece_t *pc, int *npc, const char *b, apr_size_t len, const spans_t *sp, const char *meta,
+                  apr_size_t mlen)
 {
-    const char *b = res->body;
-    apr_size_t len = strlen(b), ms, me, vs, ve;
-    char meta[128];
-    int n;
+    apr_size_t vs, ve, ms = sp->meta_s, me = sp->meta_e;
 
-    n = apr_snprintf(meta, sizeof(meta), "\"versionId\":\"%d\",\"lastUpdated\":\"%s\"", res->version,
-                     res->last_updated);
-    if (n <= 0 || n >= (int)sizeof(meta) - 1 || len < 2 || b[0] != '{') return 0;
-    x->len = 0;
-    if (atr_jscan_field(b, 0, len, "meta", &ms, &me)) {
-        if (atr_jscan_field(b, ms, me, "versionId", &vs, &ve) || atr_jscan_field(b, ms, me, "lastUpdated", &vs, &ve)) {
+    if (mlen == 0 || len < 2 || b[0] != '{') return 0;
+    if (me) {
+        if (b[ms] != '{' || atr_jscan_field(b, ms, me, "versionId", &vs, &ve)
+            || atr_jscan_field(b, ms, me, "lastUpdated", &vs, &ve)) {
             return 0;
         }
-        return buf_sink(x, b, ms + 1) == APR_SUCCESS && buf_sink(x, meta, (apr_size_t)n) == APR_SUCCESS
-               && (b[ms + 1] == '}' || buf_sink(x, ",", 1) == APR_SUCCESS)
-               && buf_sink(x, b + ms + 1, len - ms - 1) == APR_SUCCESS;
+        pc[0].s = b, pc[0].n = ms + 1;
+        pc[1].s = meta, pc[1].n = mlen;
+        *npc = 2;
+        if (b[ms + 1] != '}') pc[(*npc)++] = (piece_t){ ",", 1 };
+        pc[*npc].s = b + ms + 1, pc[*npc].n = len - ms - 1;
+        (*npc)++;
+        return 1;
     }
-    if (!atr_jscan_field(b, 0, len, "id", &vs, &ve) || b[vs] != '"') {
+    if (!sp->id_e || b[sp->id_s] != '"') {
         /* "meta" present but not an object, or no id: leave it to the renderer */
         return 0;
     }
-    return buf_sink(x, b, ve) == APR_SUCCESS && buf_sink(x, ",\"meta\":{", 9) == APR_SUCCESS
-           && buf_sink(x, meta, (apr_size_t)n) == APR_SUCCESS && buf_sink(x, "}", 1) == APR_SUCCESS
-           && buf_sink(x, b + ve, len - ve) == APR_SUCCESS;
+    pc[0].s = b, pc[0].n = sp->id_e;
+    pc[1].s = ",\"meta\":{", pc[1].n = 9;
+    pc[2].s = meta, pc[2].n = mlen;
+    pc[3].s = "}", pc[3].n = 1;
+    pc[4].s = b + sp->id_e, pc[4].n = len - sp->id_e;
+    *npc = 5;
+    return 1;
 }
 
+/* 1 when ref was stored by this run already (as far as the cache remembers); else
+ * remembers it. */
+static int seen_before(export_t *x, const char *ref)
+{
+    apr_size_t n = strlen(ref);
+
+    if (apr_hash_get(x->seen, ref, (apr_ssize_t)n)) return 1;
+    if (apr_hash_count(x->seen) >= SEEN_MAX) {
+        apr_pool_clear(x->seen_pool);
+        x->seen = apr_hash_make(x->seen_pool);
+    }
+    ref = apr_pstrmemdup(x->seen_pool, ref, n);
+    apr_hash_set(x->seen, ref, (apr_ssize_t)n, ref);
+    return 0;
+}
+
+/* The references of a page ("Type/id" keys of refs) into atr_export_ref, INSERT_BATCH per
+ * statement, in one transaction. */
 static apr_status_t store_refs(export_t *x, apr_hash_t *refs, apr_pool_t *ptemp)
 {
     apr_hash_index_t *hi;
     atr_db_tx_t *tx = NULL;
-    apr_status_t rv;
+    apr_status_t rv = APR_SUCCESS;
+    const char *args[3 * INSERT_BATCH];
+    int n = 0, i;
 
     if (apr_hash_count(refs) == 0) return APR_SUCCESS;
-    /* one transaction per page: one commit instead of one per reference */
-    rv = atr_db_tx_begin(&tx, x->db, ptemp);
     for (hi = apr_hash_first(ptemp, refs); rv == APR_SUCCESS && hi; hi = apr_hash_next(hi)) {
-        const char *ref = apr_hash_this_key(hi), *slash = strchr(ref, '/'), *args[3];
-        args[0] = x->xid;
-        args[1] = apr_pstrmemdup(ptemp, ref, (apr_size_t)(slash - ref));
-        args[2] = slash + 1;
-        rv = atr_db_exec(x->db, NULL, "atr_exp_ref_insert", ptemp, 3, args);
-        if (rv != APR_SUCCESS) atr_db_tx_fail(tx);
+        const char *ref = apr_hash_this_key(hi), *slash = strchr(ref, '/');
+
+        if (seen_before(x, ref)) continue;
+        if (!tx) {
+            /* one transaction per page: one commit instead of one per reference */
+            rv = atr_db_tx_begin(&tx, x->db, ptemp);
+            if (rv != APR_SUCCESS) break;
+        }
+        args[3 * n] = x->xid;
+        args[3 * n + 1] = apr_pstrmemdup(ptemp, ref, (apr_size_t)(slash - ref));
+        args[3 * n + 2] = slash + 1;
+        if (++n == INSERT_BATCH) {
+            rv = atr_db_exec(x->db, NULL, "atr_exp_ref_insert16", ptemp, 3 * n, args);
+            n = 0;
+        }
+    }
+    for (i = 0; rv == APR_SUCCESS && i < n; i++) {
+        rv = atr_db_exec(x->db, NULL, "atr_exp_ref_insert", ptemp, 3, args + 3 * i);
     }
     if (tx) {
-        apr_status_t rv2 = atr_db_tx_end(tx);
+        apr_status_t rv2;
+        if (rv != APR_SUCCESS) atr_db_tx_fail(tx);
+        rv2 = atr_db_tx_end(tx);
         if (rv == APR_SUCCESS) rv = rv2;
     }
-    if (rv != APR_SUCCESS) return fail(x, rv, "cannot record references: %s", atr_db_error(x->db, rv));
+    if (rv != APR_SUCCESS) {
+        /* what the cache remembers may not be in the table: forget it */
+        apr_pool_clear(x->seen_pool);
+        x->seen = apr_hash_make(x->seen_pool);
+        return fail(x, rv, "cannot record references: %s", atr_db_error(x->db, rv));
+    }
     return APR_SUCCESS;
 }
 
@@ -409,90 +713,125 @@ static int in_window(const export_t *x, const char *last_updated)
     return 1;
 }
 
-/* Read one type's collected references page by page: write the current versions that pass
- * _since/_until, follow the references of Coverage/PractitionerRole, count the missing. */
+/* Read one type page by page: write the current versions that pass _since/_until, follow the
+ * references of Coverage/PractitionerRole, count the missing. A whole Group's Patients and
+ * Coverages come from the member indexes (column 0 is then the reference, "Patient/<id>",
+ * in order, a reference shared by several members on adjacent rows); the rest from the
+ * collected references (column 0 the id). */
 static apr_status_t export_type(export_t *x, int t, apr_pool_t *p)
 {
-    const char *type = atr_fhir_types[t], *after = "", *args[4];
-    char keyset[128] = "";   /* last id of the previous page (ids are at most 64 chars) */
-    apr_pool_t *ptemp, *prow;
+    const char *type = atr_fhir_types[t], *keyset, *args[4], *label;
+    apr_pool_t *pages[2];
     writer_t w;
     apr_status_t rv = APR_SUCCESS;
     atr_render_opts_t ropts = { ATR_SUMMARY_FALSE, NULL, 0 };
-    int follow = (t == T_COVERAGE || t == T_PRACTITIONERROLE), last_page = 0;
+    int follow = (t == T_COVERAGE || t == T_PRACTITIONERROLE), last_page = 0, cur = 0;
+    apr_size_t prefix = 0;
     atr_out_t out;
 
+    if (x->whole_group && t == T_PATIENT) {
+        label = "atr_exp_patient_page";
+        keyset = "Patient/";
+        prefix = 8;
+    }
+    else if (x->whole_group && t == T_COVERAGE) {
+        label = "atr_exp_coverage_page";
+        keyset = "Coverage/";
+        prefix = 9;
+    }
+    else {
+        label = "atr_exp_ref_page";
+        keyset = "";
+    }
     writer_init(&w, x, type, x->res->files);
     out.write = buf_sink;
     out.ctx = x;
-    apr_pool_create(&ptemp, p);
+    /* two page pools in turn: the keyset (last row of a page) lives on in the previous one */
+    apr_pool_create(&pages[0], p);
+    apr_pool_create(&pages[1], p);
     while (rv == APR_SUCCESS && !last_page) {
+        apr_pool_t *ptemp = pages[cur];
         atr_db_rows_t *rows;
         apr_dbd_row_t *row;
         apr_hash_t *refs;
+        const char *prev = NULL;
         int n = 0;
 
         apr_pool_clear(ptemp);
-        apr_pool_create(&prow, ptemp);
         refs = apr_hash_make(ptemp);
-        args[0] = x->xid;
-        args[1] = type;
+        if (prefix) {
+            args[0] = x->gid;
+            args[1] = x->gver;
+        }
+        else {
+            args[0] = x->xid;
+            args[1] = type;
+        }
         args[2] = keyset;
         args[3] = apr_itoa(ptemp, x->page);
-        rv = atr_db_select(&rows, x->db, "atr_exp_ref_page", ptemp, 4, args);
+        rv = atr_db_select(&rows, x->db, label, ptemp, 4, args);
         if (rv != APR_SUCCESS) {
             rv = fail(x, rv, "cannot read %s: %s", type, atr_db_error(x->db, rv));
             break;
         }
         while (rv == APR_SUCCESS && atr_db_next(&row, rows) == APR_SUCCESS) {
-            const char *ver = atr_db_col(rows, row, 1), *deleted = atr_db_col(rows, row, 3);
+            const char *key = atr_db_col(rows, row, 0), *ver, *deleted, *lu, *body;
             atr_resource_t res;
+            apr_size_t len, mlen;
+            spans_t sp;
+            piece_t pc[5];
+            int npc = 0, same = prev && !strcmp(prev, key);
+            char meta[128];
 
             n++;
-            after = atr_db_col(rows, row, 0);
-            if (!ver || (deleted && strcmp(deleted, "0"))) {
+            prev = keyset = key;
+            if (same) continue;
+            ver = atr_db_col(rows, row, 1);
+            deleted = atr_db_col(rows, row, 3);
+            lu = atr_db_col(rows, row, 2);
+            body = atr_db_col(rows, row, 4);
+            if (!ver || (deleted && strcmp(deleted, "0")) || !lu || !body) {
                 x->res->missing[t]++;
                 continue;
             }
-            apr_pool_clear(prow);
-            res.type = type;
-            res.id = after;
-            res.version = atoi(ver);
-            res.last_updated = atr_db_col(rows, row, 2);
-            res.deleted = 0;
-            res.body = atr_db_col(rows, row, 4);
-            if (!res.last_updated || !res.body) {
-                x->res->missing[t]++;
-                continue;
+            len = strlen(body);
+            if (follow) {
+                if (!scan_follow(x, refs, t, body, len, &sp)) {
+                    atr_log_perror(ATR_LOG_MARK, ATR_LOG_WARNING, APR_EGENERAL, ptemp,
+                                   "ATR00700: export: stored %s/%s is not JSON; its references are not followed",
+                                   type, key + prefix);
+                }
             }
-            if (follow && follow_refs(x, refs, t, res.body) != APR_SUCCESS) {
-                atr_log_perror(ATR_LOG_MARK, ATR_LOG_WARNING, APR_EGENERAL, prow,
-                               "ATR00700: export: stored %s/%s is not JSON; its references are not followed",
-                               type, after);
-            }
-            if (!x->want[t] || !in_window(x, res.last_updated)) continue;
-            if (x->fast && fast_render(x, &res)) {
-                rv = APR_SUCCESS;
+            if (!x->want[t] || !in_window(x, lu)) continue;
+            if (!follow && x->fast) scan_plain(body, len, &sp);
+            mlen = x->fast ? meta_text(meta, ver, lu) : 0;
+            if (x->fast && splice(pc, &npc, body, len, &sp, meta, mlen)) {
+                rv = writer_pieces(&w, pc, npc);
             }
             else {
+                res.type = type;
+                res.id = key + prefix;
+                res.version = atoi(ver);
+                res.last_updated = lu;
+                res.deleted = 0;
+                res.body = body;
                 x->len = 0;
-                rv = atr_render_resource(&out, x->db, &res, &ropts, prow);
+                rv = atr_render_resource(&out, x->db, &res, &ropts, ptemp);
+                if (rv != APR_SUCCESS) {
+                    rv = fail(x, rv, "cannot render %s/%s", type, key + prefix);
+                    break;
+                }
+                rv = writer_line(&w, x->buf, x->len);
             }
-            if (rv != APR_SUCCESS) {
-                rv = fail(x, rv, "cannot render %s/%s", type, after);
-                break;
-            }
-            rv = writer_line(&w, x->buf, x->len);
             if (rv == APR_SUCCESS) {
                 x->res->counts[t]++;
                 x->res->total++;
             }
         }
-        /* the keyset must survive the clear of ptemp */
-        if (n) apr_cpystrn(keyset, after, sizeof(keyset));
         if (rv == APR_SUCCESS) rv = store_refs(x, refs, ptemp);
         if (rv == APR_SUCCESS && x->opts->progress) rv = x->opts->progress(x->opts->progress_baton, x->res->total);
         if (n < x->page) last_page = 1;
+        cur ^= 1;
     }
     if (rv == APR_SUCCESS) rv = writer_close(&w);
     if (rv == APR_SUCCESS && x->want[t] && x->res->missing[t]) {
@@ -500,7 +839,8 @@ static apr_status_t export_type(export_t *x, int t, apr_pool_t *p)
                   apr_psprintf(p, "%ld referenced %s resource%s not in the store (or deleted): not exported",
                                x->res->missing[t], type, x->res->missing[t] == 1 ? " is" : "s are"));
     }
-    apr_pool_destroy(ptemp);
+    apr_pool_destroy(pages[0]);
+    apr_pool_destroy(pages[1]);
     return rv;
 }
 
@@ -556,30 +896,30 @@ static apr_status_t check_opts(export_t *x, const atr_export_opts_t *o)
     return APR_SUCCESS;
 }
 
-static apr_status_t collect_for(export_t *x, const char *gid, const char *gver, const char *entity,
-                                apr_pool_t *ptemp)
+/* The references of the members of one entity_ref (the patient filter). */
+static apr_status_t collect_for(export_t *x, const char *entity, apr_pool_t *ptemp)
 {
     apr_status_t rv = APR_SUCCESS;
 
-    if (x->need[T_PATIENT]) rv = collect_members(x, "atr_exp_ref_entity", "Patient", gid, gver, entity, ptemp);
+    if (x->need[T_PATIENT]) rv = collect_members(x, "atr_exp_ref_entity_p", "Patient", entity, ptemp);
     if (rv == APR_SUCCESS && x->need[T_COVERAGE]) {
-        rv = collect_members(x, "atr_exp_ref_coverage", "Coverage", gid, gver, entity, ptemp);
+        rv = collect_members(x, "atr_exp_ref_coverage_p", "Coverage", entity, ptemp);
     }
     if (rv == APR_SUCCESS && x->need[T_PRACTITIONER]) {
-        rv = collect_members(x, "atr_exp_ref_provider", "Practitioner", gid, gver, entity, ptemp);
+        rv = collect_members(x, "atr_exp_ref_provider_p", "Practitioner", entity, ptemp);
     }
     if (rv == APR_SUCCESS && x->need[T_PRACTITIONERROLE]) {
-        rv = collect_members(x, "atr_exp_ref_provider", "PractitionerRole", gid, gver, entity, ptemp);
+        rv = collect_members(x, "atr_exp_ref_provider_p", "PractitionerRole", entity, ptemp);
     }
     if (rv == APR_SUCCESS && x->need[T_ORGANIZATION]) {
-        rv = collect_members(x, "atr_exp_ref_provider", "Organization", gid, gver, entity, ptemp);
+        rv = collect_members(x, "atr_exp_ref_provider_p", "Organization", entity, ptemp);
     }
     return rv;
 }
 
 /* EXP-06: only the listed members; a reference that is not a member of this Group version
  * is reported in the error file and otherwise ignored. */
-static apr_status_t collect_patients(export_t *x, const char *gid, const char *gver, apr_pool_t *p)
+static apr_status_t collect_patients(export_t *x, apr_pool_t *p)
 {
     apr_pool_t *ptemp;
     apr_status_t rv = APR_SUCCESS;
@@ -592,7 +932,7 @@ static apr_status_t collect_patients(export_t *x, const char *gid, const char *g
         apr_dbd_row_t *row;
 
         apr_pool_clear(ptemp);
-        args[0] = gid;
+        args[0] = x->gid;
         args[1] = ref;
         rv = atr_db_select(&rows, x->db, "atr_ent_member_entity", ptemp, 2, args);
         if (rv != APR_SUCCESS) {
@@ -602,31 +942,124 @@ static apr_status_t collect_patients(export_t *x, const char *gid, const char *g
         if (atr_db_next(&row, rows) != APR_SUCCESS) {
             x->res->not_members++;
             add_issue(x, "error", "not-found",
-                      apr_psprintf(x->p, "patient %s is not a member of Group/%s: ignored", ref, gid));
+                      apr_psprintf(x->p, "patient %s is not a member of Group/%s: ignored", ref, x->gid));
             continue;
         }
         while (atr_db_next(&row, rows) == APR_SUCCESS) {}
-        rv = collect_for(x, gid, gver, ref, ptemp);
+        rv = collect_for(x, ref, ptemp);
     }
     apr_pool_destroy(ptemp);
     return rv;
 }
 
-static apr_status_t export_group_line(export_t *x, const atr_resource_t *g, apr_pool_t *p)
+/* An attributed provider reference (member provider_ref) of a type the export reads goes to
+ * refs: the same rule as atr_exp_ref_providers. */
+static void note_provider(export_t *x, apr_hash_t *refs, const char *ref)
+{
+    const char *slash = ref ? strchr(ref, '/') : NULL;
+    apr_size_t n;
+    int t;
+
+    if (!slash || !slash[1]) return;
+    n = (apr_size_t)(slash - ref);
+    if (n == 12 && !memcmp(ref, "Practitioner", 12)) t = T_PRACTITIONER;
+    else if (n == 16 && !memcmp(ref, "PractitionerRole", 16)) t = T_PRACTITIONERROLE;
+    else if (n == 12 && !memcmp(ref, "Organization", 12)) t = T_ORGANIZATION;
+    else return;
+    if (x->need[t] && !apr_hash_get(refs, ref, APR_HASH_KEY_STRING)) {
+        ref = apr_pstrdup(apr_hash_pool_get(refs), ref);
+        apr_hash_set(refs, ref, APR_HASH_KEY_STRING, ref);
+    }
+}
+
+/* The Group line as atr_render_resource writes it (the body spliced like every other type,
+ * then the member array), streamed page by page from the member rows; the attributed
+ * providers are collected on the way when providers is set, which saves a second scan of
+ * the members. 0 in *pdone when the body has a shape only the renderer handles. */
+static apr_status_t group_line_fast(int *pdone, export_t *x, writer_t *w, const atr_resource_t *g, int providers,
+                                    apr_pool_t *p)
+{
+    const char *body = g->body, *ver = apr_itoa(p, g->version), *args[4];
+    apr_size_t len = strlen(body), mlen;
+    char meta[128];
+    piece_t pc[5];
+    spans_t sp;
+    apr_pool_t *ptemp;
+    apr_status_t rv = APR_SUCCESS;
+    int npc = 0, i;
+    long members = 0, last = 0;
+
+    *pdone = 0;
+    scan_plain(body, len, &sp);
+    mlen = meta_text(meta, ver, g->last_updated);
+    if (len < 2 || body[len - 1] != '}' || !splice(pc, &npc, body, len, &sp, meta, mlen)) return APR_SUCCESS;
+    *pdone = 1;
+    pc[npc - 1].n--;   /* without the final '}': the member array comes first */
+    for (i = 0; rv == APR_SUCCESS && i < npc; i++) rv = writer_raw(w, pc[i].s, pc[i].n);
+    apr_pool_create(&ptemp, p);
+    args[0] = g->id;
+    args[1] = ver;
+    while (rv == APR_SUCCESS) {
+        atr_db_rows_t *rows;
+        apr_dbd_row_t *row;
+        apr_hash_t *refs;
+        int n = 0;
+
+        apr_pool_clear(ptemp);
+        refs = apr_hash_make(ptemp);
+        args[2] = apr_ltoa(ptemp, last);
+        args[3] = apr_itoa(ptemp, x->page);
+        rv = atr_db_select(&rows, x->db, "atr_exp_member_page", ptemp, 4, args);
+        if (rv != APR_SUCCESS) {
+            rv = fail(x, rv, "cannot render Group/%s: %s", g->id, atr_db_error(x->db, rv));
+            break;
+        }
+        while (atr_db_next(&row, rows) == APR_SUCCESS) {
+            const char *seq = atr_db_col(rows, row, 0), *mb = atr_db_col(rows, row, 1);
+            n++;
+            last = seq ? atol(seq) : last + 1;
+            if (rv != APR_SUCCESS) continue;   /* drain the rows */
+            rv = members++ ? writer_raw(w, ",", 1) : writer_raw(w, ",\"member\":[", 11);
+            if (rv == APR_SUCCESS) rv = writer_raw(w, mb ? mb : "{}", mb ? strlen(mb) : 2);
+            if (providers) note_provider(x, refs, atr_db_col(rows, row, 2));
+        }
+        if (rv == APR_SUCCESS) rv = store_refs(x, refs, ptemp);
+        if (n < x->page) break;
+    }
+    apr_pool_destroy(ptemp);
+    if (rv == APR_SUCCESS && members) rv = writer_raw(w, "]", 1);
+    if (rv == APR_SUCCESS) rv = writer_raw(w, "}", 1);
+    return rv;
+}
+
+/* The Group line; *pproviders set when the attributed providers were collected with it. */
+static apr_status_t export_group_line(int *pproviders, export_t *x, const atr_resource_t *g, apr_pool_t *p)
 {
     writer_t w;
     atr_out_t out;
     atr_render_opts_t ropts = { ATR_SUMMARY_FALSE, NULL, 0 };
     apr_status_t rv;
+    int done = 0;
 
+    *pproviders = 0;
     writer_init(&w, x, "Group", x->res->files);
     rv = writer_open(&w);
     if (rv != APR_SUCCESS) return rv;
-    out.write = file_sink;
-    out.ctx = &w;
-    /* streamed straight to the file: the member list can be any size */
-    rv = atr_render_resource(&out, x->db, g, &ropts, p);
-    if (rv != APR_SUCCESS && !*x->perr) rv = fail(x, rv, "cannot render Group/%s: %s", g->id, atr_db_error(x->db, rv));
+    if (x->fast) {
+        int providers = x->whole_group
+                        && (x->need[T_PRACTITIONER] || x->need[T_PRACTITIONERROLE] || x->need[T_ORGANIZATION]);
+        rv = group_line_fast(&done, x, &w, g, providers, p);
+        if (done) *pproviders = providers;
+    }
+    if (rv == APR_SUCCESS && !done) {
+        out.write = file_sink;
+        out.ctx = &w;
+        /* streamed straight to the file: the member list can be any size */
+        rv = atr_render_resource(&out, x->db, g, &ropts, p);
+        if (rv != APR_SUCCESS && !*x->perr) {
+            rv = fail(x, rv, "cannot render Group/%s: %s", g->id, atr_db_error(x->db, rv));
+        }
+    }
     if (rv == APR_SUCCESS) rv = writer_raw(&w, "\n", 1);
     if (rv == APR_SUCCESS) {
         w.cur->count = 1;
@@ -672,8 +1105,9 @@ apr_status_t atr_export_group(atr_export_result_t **pres, atr_db_t *db, const at
     atr_resource_t *g = NULL;
     apr_pool_t *ptemp = NULL;
     apr_status_t rv;
-    int i, scratch = 0;
+    int i, scratch = 0, providers = 0;
     const char *dummy = NULL;
+    apr_time_t t0 = apr_time_now();
 
     if (!perr) perr = &dummy;
     *perr = NULL;
@@ -688,6 +1122,8 @@ apr_status_t atr_export_group(atr_export_result_t **pres, atr_db_t *db, const at
     x->res->errors = apr_array_make(p, 1, sizeof(atr_export_file_t));
     x->created = apr_array_make(p, 8, sizeof(const char *));
     x->issues = apr_array_make(p, 4, sizeof(const char *));
+    apr_pool_create(&x->seen_pool, p);
+    x->seen = apr_hash_make(x->seen_pool);
     apr_pool_cleanup_register(p, x, free_buf, apr_pool_cleanup_null);
 
     rv = check_opts(x, opts);
@@ -725,22 +1161,35 @@ apr_status_t atr_export_group(atr_export_result_t **pres, atr_db_t *db, const at
     atr_log_perror(ATR_LOG_MARK, ATR_LOG_DEBUG, APR_SUCCESS, ptemp, "ATR00701: export %s: Group/%s version %d to %s",
                    x->xid, g->id, g->version, opts->outdir);
 
-    if (opts->patients && opts->patients->nelts > 0) {
-        rv = collect_patients(x, g->id, x->res->group_version, p);
-    }
-    else {
-        rv = collect_for(x, g->id, x->res->group_version, NULL, ptemp);
-    }
+    x->gid = g->id;
+    x->gver = x->res->group_version;
+    x->whole_group = !(opts->patients && opts->patients->nelts > 0);
+    if (!x->whole_group) rv = collect_patients(x, p);
+    if (rv == APR_SUCCESS) rv = flusher_start(x);
     if (rv != APR_SUCCESS) goto leave;
 
     if (x->want[T_GROUP]) {
-        rv = export_group_line(x, g, ptemp);
+        rv = export_group_line(&providers, x, g, ptemp);
         if (rv != APR_SUCCESS) goto leave;
+        atr_log_perror(ATR_LOG_MARK, ATR_LOG_DEBUG, APR_SUCCESS, ptemp, "ATR00707: export %s: Group line in %.2f s",
+                       x->xid, (double)(apr_time_now() - t0) / APR_USEC_PER_SEC);
+    }
+    if (x->whole_group && !providers) {
+        t0 = apr_time_now();
+        rv = collect_providers(x, ptemp);
+        if (rv != APR_SUCCESS) goto leave;
+        atr_log_perror(ATR_LOG_MARK, ATR_LOG_DEBUG, APR_SUCCESS, ptemp,
+                       "ATR00706: export %s: attributed providers collected in %.2f s", x->xid,
+                       (double)(apr_time_now() - t0) / APR_USEC_PER_SEC);
     }
     for (i = 0; i < (int)(sizeof(read_order) / sizeof(read_order[0])); i++) {
         if (!x->need[read_order[i]]) continue;
+        t0 = apr_time_now();
         rv = export_type(x, read_order[i], p);
         if (rv != APR_SUCCESS) goto leave;
+        atr_log_perror(ATR_LOG_MARK, ATR_LOG_DEBUG, APR_SUCCESS, ptemp, "ATR00708: export %s: %s: %ld written in %.2f s",
+                       x->xid, atr_fhir_types[read_order[i]], x->res->counts[read_order[i]],
+                       (double)(apr_time_now() - t0) / APR_USEC_PER_SEC);
     }
     /* output files in atr_fhir_types order, whatever order they were read in */
     if (x->res->files->nelts > 1) {

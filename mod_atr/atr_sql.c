@@ -145,21 +145,35 @@ static const atr_sql_stmt_t statements[] = {
       " FROM atr_roster_row r WHERE r.entity_ref = m.entity_ref AND r.provider_ref = m.provider_ref)"
       " ORDER BY m.seq LIMIT %d" },
 
-    /* bulk export (atr_export.c): references collected into atr_export_ref (deduplicated by its
-     * key) straight from the member rows of one Group version: args export_id, rtype,
-     * strlen(rtype) + 2, group_id, version, strlen(rtype) + 1, "rtype/" [, entity_ref] */
-    { "atr_exp_ref_entity",
-      "INSERT INTO atr_export_ref (export_id, rtype, id) SELECT %s, %s, substr(entity_ref, %d)"
-      " FROM atr_group_member WHERE group_id = %s AND version = %d AND substr(entity_ref, 1, %d) = %s"
+    /* bulk export (atr_export.c). A whole Group's Patients and Coverages: keyset pages of the
+     * member index in reference order (a reference shared by several members comes on adjacent
+     * rows; the writer skips the repeats) with their current version (NULL version: not in the
+     * store). args group_id, version, last reference of the previous page ("Patient/" first), limit */
+    { "atr_exp_patient_page",
+      "SELECT m.entity_ref, r.version, r.last_updated, r.deleted, r.body FROM atr_group_member m"
+      " LEFT JOIN atr_current c ON c.rtype = 'Patient' AND c.id = substr(m.entity_ref, 9)"
+      " LEFT JOIN atr_resource r ON r.rtype = c.rtype AND r.id = c.id AND r.version = c.version"
+      " WHERE m.group_id = %s AND m.version = %d AND m.entity_ref > %s AND substr(m.entity_ref, 1, 8) = 'Patient/'"
+      " ORDER BY m.entity_ref LIMIT %d" },
+    { "atr_exp_coverage_page",
+      "SELECT m.coverage_ref, r.version, r.last_updated, r.deleted, r.body FROM atr_group_member m"
+      " LEFT JOIN atr_current c ON c.rtype = 'Coverage' AND c.id = substr(m.coverage_ref, 10)"
+      " LEFT JOIN atr_resource r ON r.rtype = c.rtype AND r.id = c.id AND r.version = c.version"
+      " WHERE m.group_id = %s AND m.version = %d AND m.coverage_ref > %s AND substr(m.coverage_ref, 1, 9) = 'Coverage/'"
+      " ORDER BY m.coverage_ref LIMIT %d" },
+    /* A whole Group's attributed providers into atr_export_ref (deduplicated by its key), the
+     * needed types in one scan of the member rows: args export_id, group_id, version, then
+     * 'Practitioner', 'PractitionerRole', 'Organization' or NULL for a type not needed */
+    { "atr_exp_ref_providers",
+      "INSERT INTO atr_export_ref (export_id, rtype, id) SELECT %s, t, substr(ref, length(t) + 2) FROM"
+      " (SELECT provider_ref AS ref, CASE WHEN substr(provider_ref, 1, 13) = 'Practitioner/' THEN 'Practitioner'"
+      " WHEN substr(provider_ref, 1, 17) = 'PractitionerRole/' THEN 'PractitionerRole'"
+      " WHEN substr(provider_ref, 1, 13) = 'Organization/' THEN 'Organization' END AS t"
+      " FROM atr_group_member WHERE group_id = %s AND version = %d) s WHERE t IN (%s, %s, %s)"
       " ON CONFLICT DO NOTHING" },
-    { "atr_exp_ref_coverage",
-      "INSERT INTO atr_export_ref (export_id, rtype, id) SELECT %s, %s, substr(coverage_ref, %d)"
-      " FROM atr_group_member WHERE group_id = %s AND version = %d AND substr(coverage_ref, 1, %d) = %s"
-      " ON CONFLICT DO NOTHING" },
-    { "atr_exp_ref_provider",
-      "INSERT INTO atr_export_ref (export_id, rtype, id) SELECT %s, %s, substr(provider_ref, %d)"
-      " FROM atr_group_member WHERE group_id = %s AND version = %d AND substr(provider_ref, 1, %d) = %s"
-      " ON CONFLICT DO NOTHING" },
+    /* The references of the members of one entity_ref (the patient filter) into
+     * atr_export_ref: args export_id, rtype, strlen(rtype) + 2, group_id, version,
+     * strlen(rtype) + 1, "rtype/", entity_ref */
     { "atr_exp_ref_entity_p",
       "INSERT INTO atr_export_ref (export_id, rtype, id) SELECT %s, %s, substr(entity_ref, %d)"
       " FROM atr_group_member WHERE group_id = %s AND version = %d AND substr(entity_ref, 1, %d) = %s"
@@ -175,6 +189,16 @@ static const atr_sql_stmt_t statements[] = {
     /* references found in exported bodies (Coverage.payor, PractitionerRole.location, ...) */
     { "atr_exp_ref_insert",
       "INSERT INTO atr_export_ref (export_id, rtype, id) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING" },
+    { "atr_exp_ref_insert16",
+      "INSERT INTO atr_export_ref (export_id, rtype, id) VALUES (%s, %s, %s), (%s, %s, %s), (%s, %s, %s),"
+      " (%s, %s, %s), (%s, %s, %s), (%s, %s, %s), (%s, %s, %s), (%s, %s, %s), (%s, %s, %s), (%s, %s, %s),"
+      " (%s, %s, %s), (%s, %s, %s), (%s, %s, %s), (%s, %s, %s), (%s, %s, %s), (%s, %s, %s)"
+      " ON CONFLICT DO NOTHING" },
+    /* the Group line's member array (a whole Group's attributed providers are collected from
+     * the same rows): args group_id, version, last seq, limit */
+    { "atr_exp_member_page",
+      "SELECT seq, body, provider_ref FROM atr_group_member WHERE group_id = %s AND version = %d AND seq > %d"
+      " ORDER BY seq LIMIT %d" },
     /* keyset page of one type's collected references with their current version (NULL
      * version: not in the store) */
     { "atr_exp_ref_page",

@@ -1,7 +1,8 @@
 /* The attribution list export writer (atr_export.c) on a temporary SQLite store holding the
  * ATR 2.1.0 IG examples: exact lines per type (EXP-07, BULK-FILE-02/04), dedupe, _since
  * (EXP-12/D15), patient filter and its error file (EXP-06), empty types (EXP-08/D14), splits,
- * the caller's run key and notes, and forgetting a dead run's scratch rows. */
+ * pages smaller than the Group, the caller's run key and notes, and forgetting a dead run's
+ * scratch rows. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -409,6 +410,85 @@ START_TEST(disk_full_removes_everything)
 }
 END_TEST
 
+static int by_text(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* More references than one insert statement carries, pages smaller than the Group (a member
+ * attributed twice straddles a page boundary), a referenced RelatedPerson that is missing:
+ * every file is still exactly the reads in id order, and the same bytes as the renderer's. */
+START_TEST(many_members_small_pages)
+{
+    enum { N = 40 };
+    const char *ids[N + 1], *cids[N + 1], *rps[N], *members = "", *fast[8];
+    atr_export_opts_t o;
+    atr_export_result_t *res;
+    int i, k, nrp = 0;
+
+    for (i = 0; i < N; i++) {
+        const char *member;
+        ids[i] = apr_psprintf(pool, "p%d", i + 1);
+        put_text(apr_psprintf(pool, "{\"resourceType\":\"Patient\",\"id\":\"p%d\",\"active\":true}", i + 1),
+                 "2024-03-02T10:00:00Z");
+        put_text(apr_psprintf(pool, "{\"resourceType\":\"Coverage\",\"id\":\"c%d\",\"status\":\"active\","
+                                    "\"subscriber\":{\"reference\":\"RelatedPerson/r%d\"},"
+                                    "\"beneficiary\":{\"reference\":\"Patient/p%d\"},"
+                                    "\"payor\":[{\"reference\":\"Organization/1\"}]}", i + 1, i + 1, i + 1),
+                 "2024-03-02T10:00:00Z");
+        if (i + 1 != 7) {
+            put_text(apr_psprintf(pool, "{\"resourceType\":\"RelatedPerson\",\"id\":\"r%d\","
+                                        "\"patient\":{\"reference\":\"Patient/p%d\"}}", i + 1, i + 1),
+                     "2024-03-02T10:00:00Z");
+            rps[nrp++] = apr_psprintf(pool, "r%d", i + 1);
+        }
+        member = apr_psprintf(pool, "{\"entity\":{\"reference\":\"Patient/p%d\"},\"extension\":["
+                                    "{\"url\":\"" ATR_EXT_COVERAGE_REF "\",\"valueReference\":{\"reference\":\"Coverage/c%d\"}},"
+                                    "{\"url\":\"" ATR_EXT_PROVIDER "\",\"valueReference\":{\"reference\":\"%s\"}}]}",
+                              i + 1, i + 1, i % 2 ? "Practitioner/1" : "PractitionerRole/1");
+        members = apr_pstrcat(pool, members, *members ? "," : "", member, NULL);
+        /* p4 is attributed twice: its rows are adjacent in reference order */
+        if (i + 1 == 4) members = apr_pstrcat(pool, members, ",", member, NULL);
+    }
+    ids[N] = NULL;
+    put_text(apr_pstrcat(pool, "{\"resourceType\":\"Group\",\"id\":\"many\",\"type\":\"person\",\"actual\":true,"
+                               "\"member\":[", members, "]}", NULL),
+             "2024-03-02T11:00:00Z");
+    qsort(ids, N, sizeof(ids[0]), by_text);
+    qsort(rps, (size_t)nrp, sizeof(rps[0]), by_text);
+    rps[nrp] = NULL;
+    for (i = 0; i < N; i++) cids[i] = apr_psprintf(pool, "c%s", ids[i] + 1);
+    cids[N] = NULL;
+
+    /* page of 4: p4's two rows straddle a page boundary; one page: they are adjacent in it and
+     * the references come in batches; jansson renders the third run, in pages of 3 */
+    for (k = 0; k < 3; k++) {
+        memset(&o, 0, sizeof(o));
+        o.group_id = "many";
+        o.page_size = k == 0 ? 4 : k == 1 ? 0 : 3;
+        o.jansson_render = k == 2;
+        res = run(&o);
+        ck_assert_str_eq(slurp(apr_pstrcat(pool, outdir, "/Group-1.ndjson", NULL)), read_line("Group", "many"));
+        assert_file("Patient-1.ndjson", "Patient", ids);
+        assert_file("Coverage-1.ndjson", "Coverage", cids);
+        assert_file("RelatedPerson-1.ndjson", "RelatedPerson", rps);
+        ck_assert_int_eq(res->counts[1], N);
+        ck_assert_int_eq(res->counts[3], N - 1);
+        ck_assert_int_eq(res->missing[3], 1);
+        ck_assert_int_eq(res->counts[4], 1);   /* Practitioner/1: attributed, and PractitionerRole/1's */
+        ck_assert_int_eq(res->counts[5], 1);
+        ck_assert_int_eq(res->counts[6], 1);   /* Organization/1: 40 payors and PractitionerRole/1's, once */
+        ck_assert_int_eq(res->total, 1 + N + N + (N - 1) + 4);   /* and Location/1, PractitionerRole/1's */
+        for (i = 0; i < 8; i++) {
+            const char *text = slurp(apr_psprintf(pool, "%s/%s-1.ndjson", outdir, atr_fhir_types[i]));
+            if (k == 0) fast[i] = text;
+            else ck_assert_str_eq(text, fast[i]);
+        }
+        ck_assert_int_eq(system(apr_psprintf(pool, "rm -f %s/*.ndjson", outdir)), 0);
+    }
+}
+END_TEST
+
 /* Rows of atr_export_ref under key xid (the scratch table has no statement label for this:
  * read it directly). */
 static int scratch_rows(const char *xid)
@@ -575,6 +655,7 @@ Suite *export_suite(void)
     tcase_add_test(tc, missing_reference_warns);
     tcase_add_test(tc, refusals_leave_nothing);
     tcase_add_test(tc, disk_full_removes_everything);
+    tcase_add_test(tc, many_members_small_pages);
     tcase_add_test(tc, export_id_chosen_by_caller);
     tcase_add_test(tc, forget_removes_one_run);
     tcase_add_test(tc, caller_issues_first_in_error_file);
