@@ -88,11 +88,53 @@ typedef struct piece_t {
     apr_size_t n;
 } piece_t;
 
+/* One row of a page of a type: reference or id, current version's columns (NULL: absent). */
+typedef struct row_t {
+    const char *key, *ver, *lu, *deleted, *body;
+} row_t;
+
+/* A page of rows in its own pool (and allocator): read by the export's thread, processed by
+ * the page worker while the next page is read. */
+typedef struct page_t {
+    apr_pool_t *pool;
+    row_t *rows;
+    int n;
+    apr_hash_t *refs;         /* references found in the bodies ("Type/id") */
+    apr_status_t rv;          /* of processing */
+    long total;               /* resources written after this page */
+} page_t;
+
+/* How the pages of the type being read are processed. */
+typedef struct typectx_t {
+    int t;
+    const char *type;
+    apr_size_t prefix;        /* of column 0 before the id ("Patient/"), 0: column 0 is the id */
+    int follow;
+    writer_t w;
+    atr_out_t out;
+} typectx_t;
+
+/* Turns pages into lines (scan, splice, chunks), on a thread of its own when APR has threads,
+ * so the export's thread only reads the store: reading (SQLite) and writing (the splice and
+ * the kernel's copies) then use both cores. */
+typedef struct worker_t {
+    typectx_t *tc;
+    page_t *job;              /* handed over and not processed yet; NULL: idle */
+#if APR_HAS_THREADS
+    apr_pool_t *pool;
+    apr_thread_t *thread;
+    apr_thread_mutex_t *mu;
+    apr_thread_cond_t *cv;
+    int quit;
+#endif
+} worker_t;
+
 struct export_t {
     atr_db_t *db;
     const atr_export_opts_t *opts;
     atr_export_result_t *res;
-    apr_pool_t *p;
+    apr_pool_t *p;              /* the run's (a child of the caller's pool with its own allocator,
+                                 * used by one thread at a time: the page worker's while it runs) */
     const char *xid;            /* this run's key in atr_export_ref */
     const char *since, *until;  /* store format, or NULL */
     apr_off_t max;
@@ -108,6 +150,7 @@ struct export_t {
     char *buf;                    /* one resource rendered by jansson */
     apr_size_t len, cap;
     flusher_t fl;
+    worker_t wk;
     apr_pool_t *seen_pool;        /* references already in atr_export_ref (a bounded cache) */
     apr_hash_t *seen;
     const char **perr;
@@ -410,11 +453,14 @@ static apr_status_t buf_sink(void *ctx, const char *data, apr_size_t len)
     return APR_SUCCESS;
 }
 
+static void worker_stop(export_t *x);
+
 static apr_status_t free_buf(void *data)
 {
     export_t *x = data;
     free(x->buf);
     x->buf = NULL;
+    worker_stop(x);
     flusher_stop(x);
     return APR_SUCCESS;
 }
@@ -661,7 +707,8 @@ static int seen_before(export_t *x, const char *ref)
 }
 
 /* The references of a page ("Type/id" keys of refs) into atr_export_ref, INSERT_BATCH per
- * statement, in one transaction. */
+ * statement, in one transaction. No message on failure (the page worker may be using x->p):
+ * the caller says what failed. */
 static apr_status_t store_refs(export_t *x, apr_hash_t *refs, apr_pool_t *ptemp)
 {
     apr_hash_index_t *hi;
@@ -701,9 +748,8 @@ static apr_status_t store_refs(export_t *x, apr_hash_t *refs, apr_pool_t *ptemp)
         /* what the cache remembers may not be in the table: forget it */
         apr_pool_clear(x->seen_pool);
         x->seen = apr_hash_make(x->seen_pool);
-        return fail(x, rv, "cannot record references: %s", atr_db_error(x->db, rv));
     }
-    return APR_SUCCESS;
+    return rv;
 }
 
 static int in_window(const export_t *x, const char *last_updated)
@@ -713,134 +759,299 @@ static int in_window(const export_t *x, const char *last_updated)
     return 1;
 }
 
-/* Read one type page by page: write the current versions that pass _since/_until, follow the
- * references of Coverage/PractitionerRole, count the missing. A whole Group's Patients and
- * Coverages come from the member indexes (column 0 is then the reference, "Patient/<id>",
- * in order, a reference shared by several members on adjacent rows); the rest from the
- * collected references (column 0 the id). */
+/* ---- pages ---- */
+
+/* A pool with an allocator of its own: pools of one allocator must not be used by two threads
+ * at once (the caller's pools included, which its progress callback may use). */
+static apr_pool_t *own_pool(apr_pool_t *parent)
+{
+    apr_allocator_t *a = NULL;
+    apr_pool_t *np = NULL;
+
+    if (apr_allocator_create(&a) != APR_SUCCESS) abort();
+    if (apr_pool_create_ex(&np, parent, NULL, a) != APR_SUCCESS) abort();
+    apr_allocator_owner_set(a, np);
+    return np;
+}
+
+/* Write a page's current versions that pass _since/_until, follow the references of
+ * Coverage/PractitionerRole into pg->refs, count the missing. Runs on the page worker: it
+ * touches only the page, the writer, the counts and (for file names and errors) x->p. */
+static apr_status_t process_page(export_t *x, typectx_t *tc, page_t *pg)
+{
+    atr_render_opts_t ropts = { ATR_SUMMARY_FALSE, NULL, 0 };
+    const char *prev = NULL;
+    apr_status_t rv = APR_SUCCESS;
+    int i, t = tc->t;
+
+    for (i = 0; rv == APR_SUCCESS && i < pg->n; i++) {
+        const row_t *r = &pg->rows[i];
+        atr_resource_t res;
+        apr_size_t len, mlen;
+        spans_t sp;
+        piece_t pc[5];
+        int npc = 0, same = prev && !strcmp(prev, r->key);
+        char meta[128];
+
+        prev = r->key;
+        if (same) continue;   /* members sharing a reference: adjacent rows */
+        if (!r->ver || (r->deleted && strcmp(r->deleted, "0")) || !r->lu || !r->body) {
+            x->res->missing[t]++;
+            continue;
+        }
+        len = strlen(r->body);
+        if (tc->follow && !scan_follow(x, pg->refs, t, r->body, len, &sp)) {
+            atr_log_perror(ATR_LOG_MARK, ATR_LOG_WARNING, APR_EGENERAL, pg->pool,
+                           "ATR00700: export: stored %s/%s is not JSON; its references are not followed",
+                           tc->type, r->key + tc->prefix);
+        }
+        if (!x->want[t] || !in_window(x, r->lu)) continue;
+        if (!tc->follow && x->fast) scan_plain(r->body, len, &sp);
+        mlen = x->fast ? meta_text(meta, r->ver, r->lu) : 0;
+        if (x->fast && splice(pc, &npc, r->body, len, &sp, meta, mlen)) {
+            rv = writer_pieces(&tc->w, pc, npc);
+        }
+        else {
+            res.type = tc->type;
+            res.id = r->key + tc->prefix;
+            res.version = atoi(r->ver);
+            res.last_updated = r->lu;
+            res.deleted = 0;
+            res.body = r->body;
+            x->len = 0;
+            /* not a Group: the renderer does not read the store */
+            rv = atr_render_resource(&tc->out, x->db, &res, &ropts, pg->pool);
+            if (rv != APR_SUCCESS) {
+                rv = fail(x, rv, "cannot render %s/%s", tc->type, res.id);
+                break;
+            }
+            rv = writer_line(&tc->w, x->buf, x->len);
+        }
+        if (rv == APR_SUCCESS) {
+            x->res->counts[t]++;
+            x->res->total++;
+        }
+    }
+    pg->total = x->res->total;
+    return rv;
+}
+
+#if APR_HAS_THREADS
+static void *APR_THREAD_FUNC worker_main(apr_thread_t *th, void *data)
+{
+    export_t *x = data;
+    worker_t *wk = &x->wk;
+
+    apr_thread_mutex_lock(wk->mu);
+    for (;;) {
+        page_t *pg;
+        while (!wk->job && !wk->quit) apr_thread_cond_wait(wk->cv, wk->mu);
+        if (!wk->job) break;
+        pg = wk->job;
+        apr_thread_mutex_unlock(wk->mu);
+        pg->rv = process_page(x, wk->tc, pg);
+        apr_thread_mutex_lock(wk->mu);
+        wk->job = NULL;
+        apr_thread_cond_broadcast(wk->cv);
+    }
+    apr_thread_mutex_unlock(wk->mu);
+    apr_thread_exit(th, APR_SUCCESS);
+    return NULL;
+}
+#endif
+
+static void worker_start(export_t *x)
+{
+#if APR_HAS_THREADS
+    worker_t *wk = &x->wk;
+
+    apr_pool_create(&wk->pool, x->p);
+    if (apr_thread_mutex_create(&wk->mu, APR_THREAD_MUTEX_DEFAULT, wk->pool) != APR_SUCCESS
+        || apr_thread_cond_create(&wk->cv, wk->pool) != APR_SUCCESS
+        || apr_thread_create(&wk->thread, NULL, worker_main, x, wk->pool) != APR_SUCCESS) {
+        wk->thread = NULL;
+        atr_log_perror(ATR_LOG_MARK, ATR_LOG_DEBUG, APR_EGENERAL, x->p,
+                       "ATR00710: export: no page worker thread; pages are written by the export's thread");
+    }
+#else
+    (void)x;
+#endif
+}
+
+static void worker_stop(export_t *x)
+{
+#if APR_HAS_THREADS
+    worker_t *wk = &x->wk;
+
+    if (wk->thread) {
+        apr_status_t trv;
+        apr_thread_mutex_lock(wk->mu);
+        wk->quit = 1;
+        apr_thread_cond_broadcast(wk->cv);
+        apr_thread_mutex_unlock(wk->mu);
+        apr_thread_join(&trv, wk->thread);
+        wk->thread = NULL;
+    }
+    if (wk->pool) apr_pool_destroy(wk->pool);
+    wk->pool = NULL;
+#else
+    (void)x;
+#endif
+}
+
+/* Until the page handed over is processed. */
+static void worker_wait(export_t *x)
+{
+#if APR_HAS_THREADS
+    worker_t *wk = &x->wk;
+
+    if (wk->thread) {
+        apr_thread_mutex_lock(wk->mu);
+        while (wk->job) apr_thread_cond_wait(wk->cv, wk->mu);
+        apr_thread_mutex_unlock(wk->mu);
+    }
+#else
+    (void)x;
+#endif
+}
+
+/* Hand pg to the worker (processed at once without threads); the worker must be idle. */
+static void worker_submit(export_t *x, page_t *pg)
+{
+#if APR_HAS_THREADS
+    worker_t *wk = &x->wk;
+
+    if (wk->thread) {
+        apr_thread_mutex_lock(wk->mu);
+        wk->job = pg;
+        apr_thread_cond_broadcast(wk->cv);
+        apr_thread_mutex_unlock(wk->mu);
+        return;
+    }
+#endif
+    pg->rv = process_page(x, x->wk.tc, pg);
+}
+
+/* The page after keyset into pg (its pool cleared first). Store errors come back without a
+ * message: the worker may be using x->p, the caller says what failed once it is idle. */
+static apr_status_t fetch_page(export_t *x, page_t *pg, const char *label, const typectx_t *tc, const char *keyset)
+{
+    const char *args[4];
+    atr_db_rows_t *rows;
+    apr_dbd_row_t *row;
+    apr_status_t rv;
+
+    apr_pool_clear(pg->pool);
+    pg->refs = apr_hash_make(pg->pool);
+    pg->rows = apr_palloc(pg->pool, sizeof(row_t) * (apr_size_t)x->page);
+    pg->n = 0;
+    pg->rv = APR_SUCCESS;
+    if (tc->prefix) {
+        args[0] = x->gid;
+        args[1] = x->gver;
+    }
+    else {
+        args[0] = x->xid;
+        args[1] = tc->type;
+    }
+    args[2] = keyset;
+    args[3] = apr_itoa(pg->pool, x->page);
+    rv = atr_db_select(&rows, x->db, label, pg->pool, 4, args);
+    if (rv != APR_SUCCESS) return rv;
+    while (atr_db_next(&row, rows) == APR_SUCCESS) {
+        row_t *r;
+        if (pg->n == x->page) continue;   /* not more than LIMIT; drained all the same */
+        r = &pg->rows[pg->n++];
+        r->key = atr_db_col(rows, row, 0);
+        r->ver = atr_db_col(rows, row, 1);
+        r->lu = atr_db_col(rows, row, 2);
+        r->deleted = atr_db_col(rows, row, 3);
+        r->body = atr_db_col(rows, row, 4);
+        if (!r->key) r->key = "";
+    }
+    return APR_SUCCESS;
+}
+
+/* Read one type page by page, the worker turning each page into lines while the next one is
+ * read. A whole Group's Patients and Coverages come from the member indexes (column 0 is
+ * then the reference, "Patient/<id>", in order, a reference shared by several members on
+ * adjacent rows); the rest from the collected references (column 0 the id). The references
+ * found in a page are stored while the worker processes the next. */
 static apr_status_t export_type(export_t *x, int t, apr_pool_t *p)
 {
-    const char *type = atr_fhir_types[t], *keyset, *args[4], *label;
-    apr_pool_t *pages[2];
-    writer_t w;
-    apr_status_t rv = APR_SUCCESS;
-    atr_render_opts_t ropts = { ATR_SUMMARY_FALSE, NULL, 0 };
-    int follow = (t == T_COVERAGE || t == T_PRACTITIONERROLE), last_page = 0, cur = 0;
-    apr_size_t prefix = 0;
-    atr_out_t out;
+    const char *keyset, *label, *what = NULL;
+    page_t pages[2], *prev = NULL;
+    typectx_t tc;
+    apr_status_t rv;
+    int cur = 0, last = 0;
 
+    memset(&tc, 0, sizeof(tc));
+    tc.t = t;
+    tc.type = atr_fhir_types[t];
+    tc.follow = (t == T_COVERAGE || t == T_PRACTITIONERROLE);
     if (x->whole_group && t == T_PATIENT) {
         label = "atr_exp_patient_page";
         keyset = "Patient/";
-        prefix = 8;
+        tc.prefix = 8;
     }
     else if (x->whole_group && t == T_COVERAGE) {
         label = "atr_exp_coverage_page";
         keyset = "Coverage/";
-        prefix = 9;
+        tc.prefix = 9;
     }
     else {
         label = "atr_exp_ref_page";
         keyset = "";
     }
-    writer_init(&w, x, type, x->res->files);
-    out.write = buf_sink;
-    out.ctx = x;
-    /* two page pools in turn: the keyset (last row of a page) lives on in the previous one */
-    apr_pool_create(&pages[0], p);
-    apr_pool_create(&pages[1], p);
-    while (rv == APR_SUCCESS && !last_page) {
-        apr_pool_t *ptemp = pages[cur];
-        atr_db_rows_t *rows;
-        apr_dbd_row_t *row;
-        apr_hash_t *refs;
-        const char *prev = NULL;
-        int n = 0;
+    writer_init(&tc.w, x, tc.type, x->res->files);
+    tc.out.write = buf_sink;
+    tc.out.ctx = x;
+    x->wk.tc = &tc;
+    memset(pages, 0, sizeof(pages));
+    pages[0].pool = own_pool(p);
+    pages[1].pool = own_pool(p);
 
-        apr_pool_clear(ptemp);
-        refs = apr_hash_make(ptemp);
-        if (prefix) {
-            args[0] = x->gid;
-            args[1] = x->gver;
-        }
-        else {
-            args[0] = x->xid;
-            args[1] = type;
-        }
-        args[2] = keyset;
-        args[3] = apr_itoa(ptemp, x->page);
-        rv = atr_db_select(&rows, x->db, label, ptemp, 4, args);
-        if (rv != APR_SUCCESS) {
-            rv = fail(x, rv, "cannot read %s: %s", type, atr_db_error(x->db, rv));
-            break;
-        }
-        while (rv == APR_SUCCESS && atr_db_next(&row, rows) == APR_SUCCESS) {
-            const char *key = atr_db_col(rows, row, 0), *ver, *deleted, *lu, *body;
-            atr_resource_t res;
-            apr_size_t len, mlen;
-            spans_t sp;
-            piece_t pc[5];
-            int npc = 0, same = prev && !strcmp(prev, key);
-            char meta[128];
+    rv = fetch_page(x, &pages[0], label, &tc, keyset);
+    if (rv != APR_SUCCESS) what = "read";
+    while (rv == APR_SUCCESS) {
+        page_t *pg = &pages[cur];
 
-            n++;
-            prev = keyset = key;
-            if (same) continue;
-            ver = atr_db_col(rows, row, 1);
-            deleted = atr_db_col(rows, row, 3);
-            lu = atr_db_col(rows, row, 2);
-            body = atr_db_col(rows, row, 4);
-            if (!ver || (deleted && strcmp(deleted, "0")) || !lu || !body) {
-                x->res->missing[t]++;
-                continue;
-            }
-            len = strlen(body);
-            if (follow) {
-                if (!scan_follow(x, refs, t, body, len, &sp)) {
-                    atr_log_perror(ATR_LOG_MARK, ATR_LOG_WARNING, APR_EGENERAL, ptemp,
-                                   "ATR00700: export: stored %s/%s is not JSON; its references are not followed",
-                                   type, key + prefix);
-                }
-            }
-            if (!x->want[t] || !in_window(x, lu)) continue;
-            if (!follow && x->fast) scan_plain(body, len, &sp);
-            mlen = x->fast ? meta_text(meta, ver, lu) : 0;
-            if (x->fast && splice(pc, &npc, body, len, &sp, meta, mlen)) {
-                rv = writer_pieces(&w, pc, npc);
-            }
-            else {
-                res.type = type;
-                res.id = key + prefix;
-                res.version = atoi(ver);
-                res.last_updated = lu;
-                res.deleted = 0;
-                res.body = body;
-                x->len = 0;
-                rv = atr_render_resource(&out, x->db, &res, &ropts, ptemp);
-                if (rv != APR_SUCCESS) {
-                    rv = fail(x, rv, "cannot render %s/%s", type, key + prefix);
-                    break;
-                }
-                rv = writer_line(&w, x->buf, x->len);
-            }
-            if (rv == APR_SUCCESS) {
-                x->res->counts[t]++;
-                x->res->total++;
-            }
+        last = pg->n < x->page;
+        if (pg->n) keyset = pg->rows[pg->n - 1].key;
+        worker_submit(x, pg);
+        /* meanwhile: the previous page's references, progress, and the next page */
+        if (prev) {
+            rv = store_refs(x, prev->refs, prev->pool);
+            if (rv != APR_SUCCESS) what = "store";
+            if (rv == APR_SUCCESS && x->opts->progress) rv = x->opts->progress(x->opts->progress_baton, prev->total);
         }
-        if (rv == APR_SUCCESS) rv = store_refs(x, refs, ptemp);
-        if (rv == APR_SUCCESS && x->opts->progress) rv = x->opts->progress(x->opts->progress_baton, x->res->total);
-        if (n < x->page) last_page = 1;
+        if (rv == APR_SUCCESS && !last) {
+            rv = fetch_page(x, &pages[cur ^ 1], label, &tc, keyset);
+            if (rv != APR_SUCCESS) what = "read";
+        }
+        worker_wait(x);
+        if (rv == APR_SUCCESS) rv = pg->rv;
+        prev = pg;
         cur ^= 1;
+        if (last) break;
     }
-    if (rv == APR_SUCCESS) rv = writer_close(&w);
+    if (rv == APR_SUCCESS && prev) {
+        rv = store_refs(x, prev->refs, prev->pool);
+        if (rv != APR_SUCCESS) what = "store";
+        if (rv == APR_SUCCESS && x->opts->progress) rv = x->opts->progress(x->opts->progress_baton, prev->total);
+    }
+    /* the worker is idle from here on */
+    x->wk.tc = NULL;
+    if (what && !strcmp(what, "read")) rv = fail(x, rv, "cannot read %s: %s", tc.type, atr_db_error(x->db, rv));
+    if (what && !strcmp(what, "store")) rv = fail(x, rv, "cannot record references: %s", atr_db_error(x->db, rv));
+    if (rv == APR_SUCCESS) rv = writer_close(&tc.w);
     if (rv == APR_SUCCESS && x->want[t] && x->res->missing[t]) {
         add_issue(x, "warning", "not-found",
                   apr_psprintf(p, "%ld referenced %s resource%s not in the store (or deleted): not exported",
-                               x->res->missing[t], type, x->res->missing[t] == 1 ? " is" : "s are"));
+                               x->res->missing[t], tc.type, x->res->missing[t] == 1 ? " is" : "s are"));
     }
-    apr_pool_destroy(pages[0]);
-    apr_pool_destroy(pages[1]);
+    apr_pool_destroy(pages[0].pool);
+    apr_pool_destroy(pages[1].pool);
     return rv;
 }
 
@@ -1023,7 +1234,9 @@ static apr_status_t group_line_fast(int *pdone, export_t *x, writer_t *w, const 
             if (rv == APR_SUCCESS) rv = writer_raw(w, mb ? mb : "{}", mb ? strlen(mb) : 2);
             if (providers) note_provider(x, refs, atr_db_col(rows, row, 2));
         }
-        if (rv == APR_SUCCESS) rv = store_refs(x, refs, ptemp);
+        if (rv == APR_SUCCESS && (rv = store_refs(x, refs, ptemp)) != APR_SUCCESS) {
+            rv = fail(x, rv, "cannot record references: %s", atr_db_error(x->db, rv));
+        }
         if (n < x->page) break;
     }
     apr_pool_destroy(ptemp);
@@ -1099,8 +1312,11 @@ static apr_status_t new_export_id(const char **pid, apr_pool_t *p)
 }
 
 apr_status_t atr_export_group(atr_export_result_t **pres, atr_db_t *db, const atr_export_opts_t *opts,
-                              const char **perr, apr_pool_t *p)
+                              const char **perr, apr_pool_t *pcaller)
 {
+    /* everything of the run in a child pool with its own allocator: the page worker
+     * allocates in it while the caller's progress callback may use the caller's pools */
+    apr_pool_t *p = own_pool(pcaller);
     export_t *x = apr_pcalloc(p, sizeof(*x));
     atr_resource_t *g = NULL;
     apr_pool_t *ptemp = NULL;
@@ -1122,7 +1338,7 @@ apr_status_t atr_export_group(atr_export_result_t **pres, atr_db_t *db, const at
     x->res->errors = apr_array_make(p, 1, sizeof(atr_export_file_t));
     x->created = apr_array_make(p, 8, sizeof(const char *));
     x->issues = apr_array_make(p, 4, sizeof(const char *));
-    apr_pool_create(&x->seen_pool, p);
+    x->seen_pool = own_pool(p);
     x->seen = apr_hash_make(x->seen_pool);
     apr_pool_cleanup_register(p, x, free_buf, apr_pool_cleanup_null);
 
@@ -1167,6 +1383,7 @@ apr_status_t atr_export_group(atr_export_result_t **pres, atr_db_t *db, const at
     if (!x->whole_group) rv = collect_patients(x, p);
     if (rv == APR_SUCCESS) rv = flusher_start(x);
     if (rv != APR_SUCCESS) goto leave;
+    worker_start(x);
 
     if (x->want[T_GROUP]) {
         rv = export_group_line(&providers, x, g, ptemp);
