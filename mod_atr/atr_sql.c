@@ -161,6 +161,21 @@ static const atr_sql_stmt_t statements[] = {
       " LEFT JOIN atr_resource r ON r.rtype = c.rtype AND r.id = c.id AND r.version = c.version"
       " WHERE m.group_id = %s AND m.version = %d AND m.coverage_ref > %s AND substr(m.coverage_ref, 1, 9) = 'Coverage/'"
       " ORDER BY m.coverage_ref LIMIT %d" },
+    /* The same pages' references alone; their current versions and bodies are then read as
+     * ranges of ids (atr_exp_current_range, atr_exp_body_range): args as above */
+    { "atr_exp_patient_refs",
+      "SELECT entity_ref FROM atr_group_member WHERE group_id = %s AND version = %d AND entity_ref > %s"
+      " AND substr(entity_ref, 1, 8) = 'Patient/' ORDER BY entity_ref LIMIT %d" },
+    { "atr_exp_coverage_refs",
+      "SELECT coverage_ref FROM atr_group_member WHERE group_id = %s AND version = %d AND coverage_ref > %s"
+      " AND substr(coverage_ref, 1, 9) = 'Coverage/' ORDER BY coverage_ref LIMIT %d" },
+    /* args rtype, lowest id, highest id, limit */
+    { "atr_exp_current_range",
+      "SELECT id, version, last_updated, deleted FROM atr_current WHERE rtype = %s AND id >= %s AND id <= %s"
+      " ORDER BY id LIMIT %d" },
+    { "atr_exp_body_range",
+      "SELECT id, version, body FROM atr_resource WHERE rtype = %s AND id >= %s AND id <= %s"
+      " ORDER BY id, version LIMIT %d" },
     /* A whole Group's attributed providers into atr_export_ref (deduplicated by its key), the
      * needed types in one scan of the member rows: args export_id, group_id, version, then
      * 'Practitioner', 'PractitionerRole', 'Organization' or NULL for a type not needed */
@@ -206,6 +221,9 @@ static const atr_sql_stmt_t statements[] = {
       " LEFT JOIN atr_current c ON c.rtype = x.rtype AND c.id = x.id"
       " LEFT JOIN atr_resource r ON r.rtype = c.rtype AND r.id = c.id AND r.version = c.version"
       " WHERE x.export_id = %s AND x.rtype = %s AND x.id > %s ORDER BY x.id LIMIT %d" },
+    /* the ids alone of the same page: args export_id, rtype, last id, limit */
+    { "atr_exp_ref_ids",
+      "SELECT id FROM atr_export_ref WHERE export_id = %s AND rtype = %s AND id > %s ORDER BY id LIMIT %d" },
     { "atr_exp_ref_delete", "DELETE FROM atr_export_ref WHERE export_id = %s" },
 
     { NULL, NULL }

@@ -489,6 +489,42 @@ START_TEST(many_members_small_pages)
 }
 END_TEST
 
+/* Pages whose ids are few among the resources of their range (Patients that are not members
+ * sort between the members' ids) are read by the join instead, and then all the type's pages:
+ * the file is still exactly the members' reads in id order. */
+START_TEST(sparse_members)
+{
+    static const char *const want[] = { "a1", "a9", "b1", "b9", "c1", "c9", NULL };
+    const char *members = "";
+    atr_export_opts_t o;
+    atr_export_result_t *res;
+    int i, k;
+
+    for (k = 0; k < 3; k++) {
+        for (i = 1; i < 40; i++) {
+            /* a1, a10..a39 and a9 are stored: a10..a39 sort between a1 and a9 */
+            if (i > 1 && i < 10 && i != 9) continue;
+            put_text(apr_psprintf(pool, "{\"resourceType\":\"Patient\",\"id\":\"%c%d\",\"active\":true}", 'a' + k, i),
+                     "2024-03-02T10:00:00Z");
+        }
+        members = apr_psprintf(pool, "%s%s{\"entity\":{\"reference\":\"Patient/%c1\"}},"
+                                     "{\"entity\":{\"reference\":\"Patient/%c9\"}}", members, k ? "," : "",
+                               'a' + k, 'a' + k);
+    }
+    put_text(apr_pstrcat(pool, "{\"resourceType\":\"Group\",\"id\":\"sparse\",\"type\":\"person\",\"actual\":true,"
+                               "\"member\":[", members, "]}", NULL),
+             "2024-03-02T11:00:00Z");
+    memset(&o, 0, sizeof(o));
+    o.group_id = "sparse";
+    o.types = list_of("Patient", NULL);
+    o.page_size = 2;
+    res = run(&o);
+    assert_file("Patient-1.ndjson", "Patient", want);
+    ck_assert_int_eq(res->counts[1], 6);
+    ck_assert_int_eq(res->missing[1], 0);
+}
+END_TEST
+
 /* Rows of atr_export_ref under key xid (the scratch table has no statement label for this:
  * read it directly). */
 static int scratch_rows(const char *xid)
@@ -656,6 +692,7 @@ Suite *export_suite(void)
     tcase_add_test(tc, refusals_leave_nothing);
     tcase_add_test(tc, disk_full_removes_everything);
     tcase_add_test(tc, many_members_small_pages);
+    tcase_add_test(tc, sparse_members);
     tcase_add_test(tc, export_id_chosen_by_caller);
     tcase_add_test(tc, forget_removes_one_run);
     tcase_add_test(tc, caller_issues_first_in_error_file);
