@@ -525,6 +525,35 @@ START_TEST(sparse_members)
 }
 END_TEST
 
+static apr_status_t cancel_second(void *baton, long written)
+{
+    long *calls = baton;
+    (void)written;
+    return ++*calls >= 2 ? APR_EINTR : APR_SUCCESS;
+}
+
+/* A cancel from the progress callback (called after every page, here while the next page is
+ * being written) stops the export with its status and removes every file. */
+START_TEST(progress_cancel_removes_everything)
+{
+    atr_export_opts_t o;
+    atr_export_result_t *res = NULL;
+    const char *err = NULL;
+    long calls = 0;
+
+    memset(&o, 0, sizeof(o));
+    o.outdir = outdir;
+    o.group_id = "fullexample";
+    o.page_size = 1;
+    o.progress = cancel_second;
+    o.progress_baton = &calls;
+    ck_assert_int_eq(atr_export_group(&res, db, &o, &err, pool), APR_EINTR);
+    ck_assert_ptr_null(res);
+    ck_assert_int_eq(calls, 2);
+    ck_assert_str_eq(dir_listing(), "");
+}
+END_TEST
+
 /* Rows of atr_export_ref under key xid (the scratch table has no statement label for this:
  * read it directly). */
 static int scratch_rows(const char *xid)
@@ -693,6 +722,7 @@ Suite *export_suite(void)
     tcase_add_test(tc, disk_full_removes_everything);
     tcase_add_test(tc, many_members_small_pages);
     tcase_add_test(tc, sparse_members);
+    tcase_add_test(tc, progress_cancel_removes_everything);
     tcase_add_test(tc, export_id_chosen_by_caller);
     tcase_add_test(tc, forget_removes_one_run);
     tcase_add_test(tc, caller_issues_first_in_error_file);
