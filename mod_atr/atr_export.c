@@ -147,6 +147,7 @@ struct export_t {
     writer_t *open;               /* the writer with a file open (removed on failure) */
     apr_array_header_t *issues;   /* OperationOutcome lines (JSON text) */
     int fast;                     /* render without jansson where the body allows (tests: 0) */
+    int copy_cols;                /* pgsql: column values die with the end of their rows */
     char *buf;                    /* one resource rendered by jansson */
     apr_size_t len, cap;
     flusher_t fl;
@@ -949,6 +950,20 @@ typedef struct source_t {
 #define RANGE_FACTOR 4
 #define RANGE_GIVE_UP 2
 
+/* A column value that must outlive the reading of its rows: apr_dbd_pgsql frees a result
+ * once its rows are read to the end (sqlite3's values stay in the pool until it is cleared,
+ * as atr_db.h says), so pgsql's are copied into p. */
+static const char *keep_col(const export_t *x, atr_db_rows_t *rows, apr_dbd_row_t *row, int col, apr_pool_t *p)
+{
+    const char *v = atr_db_col(rows, row, col);
+    return v && x->copy_cols ? apr_pstrdup(p, v) : v;
+}
+
+/* A current version found in a range. */
+typedef struct cur_t {
+    const char *ver, *lu, *deleted;
+} cur_t;
+
 static void args_for(const char **args, export_t *x, const typectx_t *tc, const char *keyset, apr_pool_t *p)
 {
     if (tc->prefix) {
@@ -987,11 +1002,11 @@ static apr_status_t fetch_join(export_t *x, page_t *pg, const source_t *src, con
         row_t *r;
         if (pg->n == x->page) continue;   /* not more than LIMIT; drained all the same */
         r = &pg->rows[pg->n++];
-        r->key = atr_db_col(rows, row, 0);
-        r->ver = atr_db_col(rows, row, 1);
-        r->lu = atr_db_col(rows, row, 2);
-        r->deleted = atr_db_col(rows, row, 3);
-        r->body = atr_db_col(rows, row, 4);
+        r->key = keep_col(x, rows, row, 0, pg->pool);
+        r->ver = keep_col(x, rows, row, 1, pg->pool);
+        r->lu = keep_col(x, rows, row, 2, pg->pool);
+        r->deleted = keep_col(x, rows, row, 3, pg->pool);
+        r->body = keep_col(x, rows, row, 4, pg->pool);
         if (!r->key) r->key = "";
     }
     return APR_SUCCESS;
@@ -1015,8 +1030,9 @@ static apr_status_t fetch_range(int *psparse, export_t *x, page_t *pg, const sou
     rv = atr_db_select(&rows, x->db, src->ids, pg->pool, 4, args);
     if (rv != APR_SUCCESS) return rv;
     while (atr_db_next(&row, rows) == APR_SUCCESS) {
-        const char *key = atr_db_col(rows, row, 0);
+        const char *key;
         if (pg->n == x->page) continue;
+        key = keep_col(x, rows, row, 0, pg->pool);
         memset(&pg->rows[pg->n], 0, sizeof(row_t));
         pg->rows[pg->n++].key = key ? key : "";
     }
@@ -1034,8 +1050,12 @@ static apr_status_t fetch_range(int *psparse, export_t *x, page_t *pg, const sou
     rv = atr_db_select(&rows, x->db, "atr_exp_current_range", pg->pool, 4, args);
     if (rv != APR_SUCCESS) return rv;
     for (got = 0; atr_db_next(&row, rows) == APR_SUCCESS; got++) {
-        const char *id = atr_db_col(rows, row, 0);
-        if (id) apr_hash_set(cur, id, APR_HASH_KEY_STRING, row);
+        const char *id = keep_col(x, rows, row, 0, pg->pool);
+        cur_t *c = apr_palloc(pg->pool, sizeof(*c));
+        c->ver = keep_col(x, rows, row, 1, pg->pool);
+        c->lu = keep_col(x, rows, row, 2, pg->pool);
+        c->deleted = keep_col(x, rows, row, 3, pg->pool);
+        if (id) apr_hash_set(cur, id, APR_HASH_KEY_STRING, c);
     }
     if (got >= limit) {
         *psparse = 1;
@@ -1043,15 +1063,15 @@ static apr_status_t fetch_range(int *psparse, export_t *x, page_t *pg, const sou
     }
     for (i = 0; i < pg->n; i++) {
         row_t *r = &pg->rows[i];
-        apr_dbd_row_t *c = apr_hash_get(cur, r->key + tc->prefix, APR_HASH_KEY_STRING);
+        const cur_t *c = apr_hash_get(cur, r->key + tc->prefix, APR_HASH_KEY_STRING);
         if (!c) {
             /* absent from the store, or outside the range: the join tells */
             *psparse = 1;
             return APR_SUCCESS;
         }
-        r->ver = atr_db_col(rows, c, 1);
-        r->lu = atr_db_col(rows, c, 2);
-        r->deleted = atr_db_col(rows, c, 3);
+        r->ver = c->ver;
+        r->lu = c->lu;
+        r->deleted = c->deleted;
     }
 
     /* bodies of every version in [lo, hi], keyed "id\1version" */
@@ -1062,7 +1082,7 @@ static apr_status_t fetch_range(int *psparse, export_t *x, page_t *pg, const sou
     for (got = 0; atr_db_next(&row, rows) == APR_SUCCESS; got++) {
         const char *id = atr_db_col(rows, row, 0), *ver = atr_db_col(rows, row, 1);
         if (id && ver) apr_hash_set(bodies, apr_pstrcat(pg->pool, id, "\1", ver, NULL), APR_HASH_KEY_STRING,
-                                    atr_db_col(rows, row, 2));
+                                    keep_col(x, rows, row, 2, pg->pool));
     }
     if (got >= limit) {
         *psparse = 1;
@@ -1468,6 +1488,7 @@ apr_status_t atr_export_group(atr_export_result_t **pres, atr_db_t *db, const at
     x->p = p;
     x->perr = perr;
     x->fast = !opts->jansson_render;
+    x->copy_cols = db->driver_name && !strcmp(db->driver_name, "pgsql");
     x->res = apr_pcalloc(p, sizeof(*x->res));
     x->res->files = apr_array_make(p, 8, sizeof(atr_export_file_t));
     x->res->errors = apr_array_make(p, 1, sizeof(atr_export_file_t));
