@@ -168,6 +168,16 @@ static apr_status_t writer_line(writer_t *w, const char *data, apr_size_t len)
     return rv;
 }
 
+/* A failed writer's open file goes away before its writer_t (on the caller's stack) does. */
+static void writer_abort(writer_t *w)
+{
+    if (!w->f) return;
+    fclose(w->f);
+    w->f = NULL;
+    remove(w->tmp);
+    if (w->x->open == w) w->x->open = NULL;
+}
+
 static void writer_init(writer_t *w, export_t *x, const char *type, apr_array_header_t *list)
 {
     memset(w, 0, sizeof(*w));
@@ -495,6 +505,7 @@ static apr_status_t export_type(export_t *x, int t, apr_pool_t *p)
         if (n < x->page) last_page = 1;
     }
     if (rv == APR_SUCCESS) rv = writer_close(&w);
+    else writer_abort(&w);
     if (rv == APR_SUCCESS && x->want[t] && x->res->missing[t]) {
         add_issue(x, "warning", "not-found",
                   apr_psprintf(p, "%ld referenced %s resource%s not in the store (or deleted): not exported",
@@ -634,6 +645,9 @@ static apr_status_t export_group_line(export_t *x, const atr_resource_t *g, apr_
         x->res->total++;
         rv = writer_close(&w);
     }
+    else {
+        writer_abort(&w);
+    }
     return rv;
 }
 
@@ -649,6 +663,7 @@ static apr_status_t write_issues(export_t *x)
         rv = writer_line(&w, line, strlen(line));
     }
     if (rv == APR_SUCCESS) rv = writer_close(&w);
+    else writer_abort(&w);
     return rv;
 }
 

@@ -259,6 +259,7 @@ static void atr_child_init(apr_pool_t *pchild, server_rec *s)
         jwks = NULL;
     }
     atr_conf_set_runtime(reg, atr_conf_token_key(s), jwks);
+    atr_export_worker_child_init(pchild, s);
 }
 
 /* ---------------------------------------------------------------- hooks */

@@ -5,6 +5,7 @@
  * row whose heartbeat goes stale, and any worker of any process or node claims it again.
  * A worker whose httpd is stopping (graceful restart or stop) hands its job back at once. */
 #include <string.h>
+#include <apr_atomic.h>
 #include <apr_optional.h>
 #include <apr_strings.h>
 #include <unistd.h>
@@ -33,6 +34,14 @@ static APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *wd_register_callback
 static const char *node_name;   /* this host: the per-node limit counts its running jobs */
 static int wakeups;
 
+/* A child that exits destroys its pools (mod_dbd's connections among them) while the
+ * watchdog thread may still be using one: mod_watchdog joins that thread only when the
+ * process ends. So the child's exit first tells the worker to stop and waits until it has
+ * handed its job back and returned its connection. */
+static volatile apr_uint32_t worker_busy;
+static volatile apr_uint32_t child_exiting;
+#define EXIT_WAIT_MAX apr_time_from_sec(20)
+
 /* The run of one claimed job. */
 typedef struct run_t {
     server_rec *s;
@@ -47,7 +56,8 @@ typedef struct run_t {
 static int httpd_stopping(void)
 {
     int state = 0;
-    return ap_mpm_query(AP_MPMQ_MPM_STATE, &state) != APR_SUCCESS || state == AP_MPMQ_STOPPING;
+    return apr_atomic_read32(&child_exiting)
+           || ap_mpm_query(AP_MPMQ_MPM_STATE, &state) != APR_SUCCESS || state == AP_MPMQ_STOPPING;
 }
 
 /* After every page of the export: notice a stopping httpd at once, heartbeat every second. */
@@ -267,8 +277,12 @@ static apr_status_t worker_tick(int state, void *data, apr_pool_t *pool)
     apr_status_t rv;
 
     /* always APR_SUCCESS: mod_watchdog stops calling a callback that returned an error */
-    if (state != AP_WATCHDOG_STATE_RUNNING || httpd_stopping()) return APR_SUCCESS;
-    if (atr_mod_db_open(&db, &dbd, s, pool) != APR_SUCCESS) return APR_SUCCESS;
+    if (state != AP_WATCHDOG_STATE_RUNNING) return APR_SUCCESS;
+    apr_atomic_set32(&worker_busy, 1);
+    if (httpd_stopping() || atr_mod_db_open(&db, &dbd, s, pool) != APR_SUCCESS) {
+        apr_atomic_set32(&worker_busy, 0);
+        return APR_SUCCESS;
+    }
     if (wakeups++ % SWEEP_EVERY == 0) sweep(s, db, pool);
     rv = atr_job_claim(&job, db, node_name, atr_conf_export_max_jobs(s), apr_time_now(),
                        apr_time_from_sec(atr_conf_export_stale_after(s)), pool);
@@ -280,7 +294,32 @@ static apr_status_t worker_tick(int state, void *data, apr_pool_t *pool)
         run_job(s, db, job, pool);
     }
     atr_mod_db_close(dbd, s);
+    apr_atomic_set32(&worker_busy, 0);
     return APR_SUCCESS;
+}
+
+static apr_status_t on_child_exit(void *data)
+{
+    server_rec *s = data;
+    apr_time_t until = apr_time_now() + EXIT_WAIT_MAX;
+
+    apr_atomic_set32(&child_exiting, 1);
+    while (apr_atomic_read32(&worker_busy) && apr_time_now() < until) {
+        apr_sleep(apr_time_from_msec(20));
+    }
+    if (apr_atomic_read32(&worker_busy)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "ATR00786: the export worker did not stop "
+                     "within %d s; its job will be claimed again", (int)apr_time_sec(EXIT_WAIT_MAX));
+    }
+    return APR_SUCCESS;
+}
+
+void atr_export_worker_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    if (!node_name) return;   /* no worker registered */
+    apr_atomic_set32(&child_exiting, 0);
+    /* a pre-cleanup runs before the pool's subpools and other cleanups (mod_dbd's) */
+    apr_pool_pre_cleanup_register(pchild, s, on_child_exit);
 }
 
 int atr_export_worker_post_config(apr_pool_t *pconf, server_rec *s)

@@ -7,4 +7,7 @@
  * before mod_watchdog's own post_config (it runs last). OK or an error that stops httpd. */
 int atr_export_worker_post_config(apr_pool_t *pconf, server_rec *s);
 
+/* child_init: make the child's exit wait for its worker (see mod_atr_export_worker.c). */
+void atr_export_worker_child_init(apr_pool_t *pchild, server_rec *s);
+
 #endif
