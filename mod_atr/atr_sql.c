@@ -205,8 +205,9 @@ static const atr_sql_stmt_t statements[] = {
       " LIMIT 1" },
     /* the oldest claimable job (queued, or running without heartbeat since the stale limit),
      * while this node runs fewer than max; the WHERE is repeated outside the subquery so
-     * that two claimers racing for one row cannot both win. args: node, claim, now, stale
-     * limit x 3, node, stale limit, max */
+     * that two claimers racing for one row cannot both win. The CAST: sqlite3 binds every
+     * parameter as text, and COUNT(*) (no column affinity) < '2' is always true there.
+     * args: node, claim, now, stale limit x 2, node, stale limit, max */
     { "atr_job_claim",
       "UPDATE atr_export_job SET state = 'running', node = %s, prev_claim = claim, claim = %s,"
       " heartbeat = %lld, attempts = attempts + 1, progress = 0"
@@ -214,7 +215,7 @@ static const atr_sql_stmt_t statements[] = {
       " OR (state = 'running' AND heartbeat < %lld) ORDER BY created LIMIT 1)"
       " AND (state = 'queued' OR (state = 'running' AND heartbeat < %lld))"
       " AND (SELECT COUNT(*) FROM atr_export_job WHERE state = 'running' AND node = %s"
-      " AND heartbeat >= %lld) < %d" },
+      " AND heartbeat >= %lld) < CAST(%d AS INTEGER)" },
     /* 0 rows: the job was deleted, or claimed again by another worker: stop */
     { "atr_job_heartbeat",
       "UPDATE atr_export_job SET heartbeat = %lld, progress = %lld"

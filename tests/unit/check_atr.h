@@ -12,4 +12,5 @@ Suite *entitle_suite(void);
 Suite *export_suite(void);
 Suite *roster_suite(void);
 Suite *bulk_params_suite(void);
+Suite *job_suite(void);
 #endif
