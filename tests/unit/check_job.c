@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <apr_pools.h>
 #include <apr_strings.h>
+#include <apr_hash.h>
+#include <apr_dbd.h>
 #include "check_atr.h"
 #include "atr_db.h"
 #include "atr_job.h"
@@ -21,14 +23,26 @@ static char tmpdir[64];
 #define STALE SEC(30)
 #define RETAIN SEC(3600)
 
+/* ATR_CHECK_PGSQL="host=... dbname=..." runs these on that (scratch!) PostgreSQL database
+ * instead: its public schema is dropped and made again for every test. */
 static void setup(void)
 {
-    const char *err = NULL;
+    const char *err = NULL, *pg = getenv("ATR_CHECK_PGSQL");
 
     apr_pool_create(&pool, NULL);
     strcpy(tmpdir, "/tmp/atr-check-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-    ck_assert_int_eq(atr_db_open(&db, apr_psprintf(pool, "sqlite3:%s/store.db", tmpdir), &err, pool), APR_SUCCESS);
+    if (pg && *pg) {
+        int n = 0;
+        ck_assert_int_eq(atr_db_open(&db, apr_pstrcat(pool, "pgsql:", pg, NULL), &err, pool), APR_SUCCESS);
+        ck_assert_int_eq(apr_dbd_query(db->driver, db->handle, &n,
+                                       "DROP SCHEMA public CASCADE; CREATE SCHEMA public"), 0);
+        apr_hash_clear(db->prepared);
+    }
+    else {
+        ck_assert_int_eq(atr_db_open(&db, apr_psprintf(pool, "sqlite3:%s/store.db", tmpdir), &err, pool),
+                         APR_SUCCESS);
+    }
     ck_assert_int_eq(atr_db_init_schema(db, &err, pool), APR_SUCCESS);
 }
 
