@@ -394,6 +394,10 @@ int atr_bulk_file(request_rec *r, atr_authz_t *az, const char *job_id, const cha
         r->status = rc;
         return OK;
     }
+    if (ap_get_output_filter_handle("DEFLATE")) {
+        /* the answer differs by Accept-Encoding, whichever this one gets */
+        apr_table_mergen(r->headers_out, "Vary", "Accept-Encoding");
+    }
     if (wants_gzip(r)) {
         ap_add_output_filter("DEFLATE", NULL, r, r->connection);
     }
