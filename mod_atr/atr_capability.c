@@ -1,6 +1,6 @@
-/* The CapabilityStatement: only what this build serves. Export and the reconciliation
- * operations are added here when they are implemented (not before: clients and testers take
- * the statement at its word). */
+/* The CapabilityStatement: only what this build serves. The reconciliation operations are
+ * added here when they are implemented (not before: clients and testers take the statement
+ * at its word). */
 #include <string.h>
 #include <apr_strings.h>
 #include "atr_fhir.h"
@@ -51,6 +51,15 @@ static json_t *group_resource(const char *base_url, apr_pool_t *p)
     json_array_append_new(params, search_param("_id",
         "http://hl7.org/fhir/SearchParameter/Resource-id", "token", "logical id"));
     json_object_set_new(res, "searchParam", params);
+    /* EXP-01, EXP-13: the Group-level bulk export, ATR 2.x and STU1 forms */
+    json_object_set_new(res, "operation", json_pack("[{s:s,s:s,s:s},{s:s,s:s,s:s}]",
+        "name", "davinci-data-export",
+        "definition", ATR_IG "/OperationDefinition/davinci-data-export",
+        "documentation", "Bulk Data kick-off (GET, or POST with Parameters); requires read scope "
+                         "on every exported type; output per docs/bulk-export.md",
+        "name", "export",
+        "definition", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
+        "documentation", "the same export for ATR STU1 and plain Bulk Data clients"));
     return res;
 }
 

@@ -21,6 +21,8 @@
 #include "atr_time.h"
 
 #define DEFAULT_PAGE 1000
+/* atr_export_opts_t.export_id (the header's contract) */
+#define ATR_EXPORT_ID_MAX 64
 
 enum { T_GROUP, T_PATIENT, T_COVERAGE, T_RELATEDPERSON, T_PRACTITIONER, T_PRACTITIONERROLE,
        T_ORGANIZATION, T_LOCATION };
@@ -223,6 +225,34 @@ static void add_issue(export_t *x, const char *severity, const char *code, const
     json_t *oo = atr_oo_make(severity, code, text);
     APR_ARRAY_PUSH(x->issues, const char *) = atr_json_dump(oo, x->p);
     json_decref(oo);
+}
+
+/* The caller's notes (opts->issues) go first in the error file, in the shape of ours. A
+ * severity FHIR does not know, a missing code or text that is not UTF-8 (jansson would drop
+ * it) is the caller's mistake: refused before anything is written. */
+static apr_status_t add_caller_issues(export_t *x, const apr_array_header_t *issues)
+{
+    int i;
+
+    for (i = 0; issues && i < issues->nelts; i++) {
+        const atr_export_issue_t *is = &APR_ARRAY_IDX(issues, i, atr_export_issue_t);
+        json_t *text = NULL;
+
+        if (!is->severity || (strcmp(is->severity, "fatal") && strcmp(is->severity, "error")
+                              && strcmp(is->severity, "warning") && strcmp(is->severity, "information"))) {
+            return fail(x, APR_EINVAL, "issue %d: severity '%s' is not fatal, error, warning or information", i + 1,
+                        is->severity ? is->severity : "");
+        }
+        if (!is->code || !*is->code || strpbrk(is->code, " \t\r\n")) {
+            return fail(x, APR_EINVAL, "issue %d: code '%s' is not a FHIR code", i + 1, is->code ? is->code : "");
+        }
+        if (is->text && !(text = json_string(is->text))) {
+            return fail(x, APR_EINVAL, "issue %d: diagnostics are not UTF-8 text", i + 1);
+        }
+        json_decref(text);
+        add_issue(x, is->severity, is->code, is->text);
+    }
+    return APR_SUCCESS;
 }
 
 /* ---- references ---- */
@@ -514,6 +544,9 @@ static apr_status_t check_opts(export_t *x, const atr_export_opts_t *o)
             return fail(x, APR_EINVAL, "patient '%s' is not a Patient reference (Patient/id)", ref ? ref : "");
         }
     }
+    if (o->export_id && (!*o->export_id || strlen(o->export_id) > ATR_EXPORT_ID_MAX)) {
+        return fail(x, APR_EINVAL, "export id must be 1 to %d characters", ATR_EXPORT_ID_MAX);
+    }
     x->max = o->max_file_size > 0 ? o->max_file_size : ATR_EXPORT_DEFAULT_MAX_FILE;
     x->page = o->page_size > 0 ? o->page_size : DEFAULT_PAGE;
     /* what must be read: the wanted types and those whose references lead to them */
@@ -640,7 +673,7 @@ apr_status_t atr_export_group(atr_export_result_t **pres, atr_db_t *db, const at
     apr_pool_t *ptemp = NULL;
     apr_status_t rv;
     int i, scratch = 0;
-    const char *args[1], *dummy = NULL;
+    const char *dummy = NULL;
 
     if (!perr) perr = &dummy;
     *perr = NULL;
@@ -658,6 +691,7 @@ apr_status_t atr_export_group(atr_export_result_t **pres, atr_db_t *db, const at
     apr_pool_cleanup_register(p, x, free_buf, apr_pool_cleanup_null);
 
     rv = check_opts(x, opts);
+    if (rv == APR_SUCCESS) rv = add_caller_issues(x, opts->issues);
     if (rv != APR_SUCCESS) goto leave;
     apr_pool_create(&ptemp, p);
     rv = atr_store_get(&g, db, "Group", opts->group_id, 0, p);
@@ -670,10 +704,22 @@ apr_status_t atr_export_group(atr_export_result_t **pres, atr_db_t *db, const at
         goto leave;
     }
     x->res->group_version = apr_itoa(p, g->version);
-    rv = new_export_id(&x->xid, p);
-    if (rv != APR_SUCCESS) {
-        rv = fail(x, rv, "no random bytes for the export id");
-        goto leave;
+    if (opts->export_id) {
+        x->xid = opts->export_id;
+        /* a key the caller chose may hold what an earlier run under it left behind: those
+         * rows would be taken for this run's references */
+        rv = atr_export_forget(db, x->xid, ptemp);
+        if (rv != APR_SUCCESS) {
+            rv = fail(x, rv, "cannot clear the scratch rows of export %s: %s", x->xid, atr_db_error(db, rv));
+            goto leave;
+        }
+    }
+    else {
+        rv = new_export_id(&x->xid, p);
+        if (rv != APR_SUCCESS) {
+            rv = fail(x, rv, "no random bytes for the export id");
+            goto leave;
+        }
     }
     scratch = 1;
     atr_log_perror(ATR_LOG_MARK, ATR_LOG_DEBUG, APR_SUCCESS, ptemp, "ATR00701: export %s: Group/%s version %d to %s",
@@ -715,8 +761,7 @@ leave:
         apr_status_t rv2;
         if (!ptemp) apr_pool_create(&ptemp, p);
         apr_pool_clear(ptemp);
-        args[0] = x->xid;
-        rv2 = atr_db_exec(db, NULL, "atr_exp_ref_delete", ptemp, 1, args);
+        rv2 = atr_export_forget(db, x->xid, ptemp);
         if (rv2 != APR_SUCCESS) {
             atr_log_perror(ATR_LOG_MARK, ATR_LOG_WARNING, rv2, ptemp,
                            "ATR00702: export %s: cannot remove its scratch rows: %s", x->xid, atr_db_error(db, rv2));
@@ -735,5 +780,20 @@ leave:
     }
     if (ptemp) apr_pool_destroy(ptemp);
     free_buf(x);
+    return rv;
+}
+
+apr_status_t atr_export_forget(atr_db_t *db, const char *export_id, apr_pool_t *p)
+{
+    const char *args[1];
+    apr_status_t rv;
+
+    if (!export_id || !*export_id) return APR_EINVAL;
+    args[0] = export_id;
+    rv = atr_db_exec(db, NULL, "atr_exp_ref_delete", p, 1, args);
+    if (rv == APR_SUCCESS) {
+        atr_log_perror(ATR_LOG_MARK, ATR_LOG_DEBUG, APR_SUCCESS, p, "ATR00705: export %s: scratch rows removed",
+                       export_id);
+    }
     return rv;
 }

@@ -184,6 +184,65 @@ static const atr_sql_stmt_t statements[] = {
       " WHERE x.export_id = %s AND x.rtype = %s AND x.id > %s ORDER BY x.id LIMIT %d" },
     { "atr_exp_ref_delete", "DELETE FROM atr_export_ref WHERE export_id = %s" },
 
+    /* bulk export jobs (atr_job.c, docs/bulk-export.md); times are ms since the epoch (%lld) */
+    { "atr_job_insert",
+      "INSERT INTO atr_export_job (id, client_id, group_id, request, params, state, created, tx_time)"
+      " VALUES (%s, %s, %s, %s, %s, 'queued', %lld, %s) ON CONFLICT DO NOTHING" },
+    { "atr_job_get",
+      "SELECT id, client_id, group_id, request, params, state, created, tx_time, node, claim, prev_claim,"
+      " heartbeat, attempts, progress, outdir, files, error_code, error, finished, expires, last_poll"
+      " FROM atr_export_job WHERE id = %s" },
+    { "atr_job_by_claim",
+      "SELECT id, client_id, group_id, request, params, state, created, tx_time, node, claim, prev_claim,"
+      " heartbeat, attempts, progress, outdir, files, error_code, error, finished, expires, last_poll"
+      " FROM atr_export_job WHERE claim = %s" },
+    /* one poll per min interval: 0 rows = too soon (args now, id, now - interval) */
+    { "atr_job_poll",
+      "UPDATE atr_export_job SET last_poll = %lld WHERE id = %s AND last_poll <= %lld" },
+    /* anything to claim? (a read, so idle workers never take the write lock) */
+    { "atr_job_claimable",
+      "SELECT id FROM atr_export_job WHERE state = 'queued' OR (state = 'running' AND heartbeat < %lld)"
+      " LIMIT 1" },
+    /* the oldest claimable job (queued, or running without heartbeat since the stale limit),
+     * while this node runs fewer than max; the WHERE is repeated outside the subquery so
+     * that two claimers racing for one row cannot both win. args: node, claim, now, stale
+     * limit x 3, node, stale limit, max */
+    { "atr_job_claim",
+      "UPDATE atr_export_job SET state = 'running', node = %s, prev_claim = claim, claim = %s,"
+      " heartbeat = %lld, attempts = attempts + 1, progress = 0"
+      " WHERE id = (SELECT id FROM atr_export_job WHERE state = 'queued'"
+      " OR (state = 'running' AND heartbeat < %lld) ORDER BY created LIMIT 1)"
+      " AND (state = 'queued' OR (state = 'running' AND heartbeat < %lld))"
+      " AND (SELECT COUNT(*) FROM atr_export_job WHERE state = 'running' AND node = %s"
+      " AND heartbeat >= %lld) < %d" },
+    /* 0 rows: the job was deleted, or claimed again by another worker: stop */
+    { "atr_job_heartbeat",
+      "UPDATE atr_export_job SET heartbeat = %lld, progress = %lld"
+      " WHERE id = %s AND claim = %s AND state = 'running'" },
+    { "atr_job_done",
+      "UPDATE atr_export_job SET state = 'done', outdir = %s, files = %s, progress = %lld,"
+      " finished = %lld, expires = %lld, heartbeat = %lld WHERE id = %s AND claim = %s AND state = 'running'" },
+    { "atr_job_failed",
+      "UPDATE atr_export_job SET state = 'failed', error_code = %s, error = %s, finished = %lld,"
+      " expires = %lld WHERE id = %s AND claim = %s AND state = 'running'" },
+    /* a worker whose httpd stops hands its job back, not counting the attempt */
+    { "atr_job_release",
+      "UPDATE atr_export_job SET state = 'queued', node = NULL, heartbeat = 0, attempts = attempts - 1"
+      " WHERE id = %s AND claim = %s AND state = 'running'" },
+    /* jobs whose workers died too often: failed (args: error text, now, expires, stale limit, max) */
+    { "atr_job_exhausted",
+      "UPDATE atr_export_job SET state = 'failed', error_code = 'exception', error = %s, finished = %lld,"
+      " expires = %lld WHERE state = 'running' AND heartbeat < %lld AND attempts >= %d" },
+    { "atr_job_delete",
+      "UPDATE atr_export_job SET state = 'deleted', finished = %lld WHERE id = %s AND client_id = %s"
+      " AND state <> 'deleted'" },
+    /* what the sweeper removes: finished jobs past retention, deleted jobs no worker still
+     * heartbeats (args: now, stale limit, limit) */
+    { "atr_job_expired",
+      "SELECT id FROM atr_export_job WHERE (state IN ('done', 'failed') AND expires < %lld)"
+      " OR (state = 'deleted' AND heartbeat < %lld) ORDER BY id LIMIT %d" },
+    { "atr_job_remove", "DELETE FROM atr_export_job WHERE id = %s" },
+
     { NULL, NULL }
 };
 

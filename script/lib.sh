@@ -77,7 +77,8 @@ atr_hand_to_httpd_user() {
 # conf/httpd-demo.conf.in into STATE_DIR/httpd.conf. The registry is ATR_LDAP_CLIENTS on
 # LDAP_URI (default ldap://127.0.0.1:3890/), bound as ATR_LDAP_READER with the password in
 # PASSWORD_FILE (default STATE_DIR/registry.secret); access tokens are signed with
-# TOKEN_KEY_FILE (default STATE_DIR/token.key).
+# TOKEN_KEY_FILE (default STATE_DIR/token.key). Export files go to STATE_DIR/export (made
+# here, handed to httpd's user).
 atr_write_httpd_conf() {
     local dir="$1" port="$2" db="$3" extra="$4" user_group=""
     local ldap_uri="${5:-ldap://127.0.0.1:3890/}" pw_file="${6:-$1/registry.secret}"
@@ -85,12 +86,14 @@ atr_write_httpd_conf() {
     if [ "$(id -u)" -eq 0 ]; then
         user_group="User $ATR_HTTPD_USER\\nGroup $(id -gn "$ATR_HTTPD_USER")"
     fi
+    mkdir -p "$dir/export"
+    atr_hand_to_httpd_user "$dir/export"
     sed -e "s|@STATE_DIR@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@MODULE@|$ATR_MODULE|g" \
         -e "s|@APACHE_MODULES@|$ATR_APACHE_MODULES|g" -e "s|@DB@|$db|g" \
         -e "s|@USER_GROUP@|$user_group|g" \
         -e "s|@LDAP_URI@|$ldap_uri|g" -e "s|@LDAP_BASE@|$ATR_LDAP_CLIENTS|g" \
         -e "s|@LDAP_BIND_DN@|$ATR_LDAP_READER|g" -e "s|@LDAP_PW_FILE@|$pw_file|g" \
-        -e "s|@TOKEN_KEY@|$token_key|g" -e "s|@EXTRA@|$extra|g" \
+        -e "s|@TOKEN_KEY@|$token_key|g" -e "s|@EXPORT_DIR@|$dir/export|g" -e "s|@EXTRA@|$extra|g" \
         "$ATR_TOP/conf/httpd-demo.conf.in" > "$dir/httpd.conf"
 }
 

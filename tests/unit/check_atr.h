@@ -11,4 +11,5 @@ Suite *registry_suite(void);
 Suite *entitle_suite(void);
 Suite *export_suite(void);
 Suite *roster_suite(void);
+Suite *bulk_params_suite(void);
 #endif

@@ -1,6 +1,7 @@
 /* The attribution list export writer (atr_export.c) on a temporary SQLite store holding the
  * ATR 2.1.0 IG examples: exact lines per type (EXP-07, BULK-FILE-02/04), dedupe, _since
- * (EXP-12/D15), patient filter and its error file (EXP-06), empty types (EXP-08/D14), splits. */
+ * (EXP-12/D15), patient filter and its error file (EXP-06), empty types (EXP-08/D14), splits,
+ * the caller's run key and notes, and forgetting a dead run's scratch rows. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -408,6 +409,157 @@ START_TEST(disk_full_removes_everything)
 }
 END_TEST
 
+/* Rows of atr_export_ref under key xid (the scratch table has no statement label for this:
+ * read it directly). */
+static int scratch_rows(const char *xid)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *sql = apr_psprintf(pool, "SELECT COUNT(*) FROM atr_export_ref WHERE export_id = '%s'", xid);
+    int n = -1;
+
+    ck_assert_int_eq(apr_dbd_select(db->driver, pool, db->handle, &res, sql, 1), 0);
+    while (apr_dbd_get_row(db->driver, pool, res, &row, -1) == 0) n = atoi(apr_dbd_get_entry(db->driver, row, 0));
+    return n;
+}
+
+static void scratch_put(const char *xid, const char *rtype, const char *id)
+{
+    int n = 0;
+    const char *sql = apr_psprintf(pool, "INSERT INTO atr_export_ref (export_id, rtype, id) VALUES ('%s', '%s', '%s')",
+                                   xid, rtype, id);
+    ck_assert_int_eq(apr_dbd_query(db->driver, db->handle, &n, sql), 0);
+    ck_assert_int_eq(n, 1);
+}
+
+/* A caller-chosen run key (the httpd worker's claim): rows an earlier run left under the same
+ * key are not taken for this run's references, and none remain afterwards. */
+START_TEST(export_id_chosen_by_caller)
+{
+    atr_export_opts_t o;
+    atr_export_result_t *res = NULL;
+    const char *err = NULL;
+    char id65[66];
+
+    scratch_put("job-17.claim-3", "Patient", "ghost");
+    scratch_put("job-17.claim-3", "Location", "ghost");
+    memset(&o, 0, sizeof(o));
+    o.export_id = "job-17.claim-3";
+    res = run(&o);
+    ck_assert_int_eq(res->total, 14);
+    ck_assert_int_eq(res->missing[1], 0);
+    ck_assert_int_eq(res->missing[7], 0);
+    ck_assert_int_eq(res->errors->nelts, 0);
+    ck_assert_int_eq(scratch_rows("job-17.claim-3"), 0);
+
+    /* at most 64 characters, not empty: refused before anything is written */
+    ck_assert_int_eq(system(apr_psprintf(pool, "rm -f %s/*.ndjson", outdir)), 0);
+    memset(id65, 'k', 65);
+    id65[65] = '\0';
+    memset(&o, 0, sizeof(o));
+    o.outdir = outdir;
+    o.group_id = "fullexample";
+    o.export_id = id65;
+    ck_assert_int_eq(atr_export_group(&res, db, &o, &err, pool), APR_EINVAL);
+    ck_assert_ptr_null(res);
+    ck_assert_ptr_nonnull(strstr(err, "64"));
+    o.export_id = "";
+    ck_assert_int_eq(atr_export_group(&res, db, &o, &err, pool), APR_EINVAL);
+    ck_assert_str_eq(dir_listing(), "");
+    id65[64] = '\0';
+    o.export_id = id65;
+    ck_assert_int_eq(atr_export_group(&res, db, &o, &err, pool), APR_SUCCESS);
+    ck_assert_int_eq(res->total, 14);
+    ck_assert_int_eq(scratch_rows(id65), 0);
+}
+END_TEST
+
+/* What a dead run left behind goes, and only that run's rows. */
+START_TEST(forget_removes_one_run)
+{
+    scratch_put("dead-run", "Patient", "1");
+    scratch_put("dead-run", "Coverage", "1");
+    scratch_put("live-run", "Patient", "1");
+    ck_assert_int_eq(atr_export_forget(db, "dead-run", pool), APR_SUCCESS);
+    ck_assert_int_eq(scratch_rows("dead-run"), 0);
+    ck_assert_int_eq(scratch_rows("live-run"), 1);
+    /* nothing to remove is not an error */
+    ck_assert_int_eq(atr_export_forget(db, "dead-run", pool), APR_SUCCESS);
+    ck_assert_int_eq(atr_export_forget(db, NULL, pool), APR_EINVAL);
+    ck_assert_int_eq(scratch_rows("live-run"), 1);
+}
+END_TEST
+
+static const char *oo_line(const char *severity, const char *code, const char *text)
+{
+    json_t *oo = atr_oo_make(severity, code, text);
+    const char *line = apr_pstrcat(pool, atr_json_dump(oo, pool), "\n", NULL);
+    json_decref(oo);
+    return line;
+}
+
+/* The caller's notes (e.g. a kick-off parameter ignored under handling=lenient) open the
+ * error file, one OperationOutcome line each in the given order, before the export's own. */
+START_TEST(caller_issues_first_in_error_file)
+{
+    atr_export_opts_t o;
+    atr_export_result_t *res = NULL;
+    apr_array_header_t *issues = apr_array_make(pool, 2, sizeof(atr_export_issue_t));
+    atr_export_issue_t *is;
+    const char *want, *err = NULL;
+
+    is = apr_array_push(issues);
+    is->severity = "information";
+    is->code = "not-supported";
+    is->text = "_typeFilter is not supported: ignored";
+    is = apr_array_push(issues);
+    is->severity = "warning";
+    is->code = "informational";
+    is->text = "\xc3\xa9l\xc3\xa8ve \"quoted\"";
+    memset(&o, 0, sizeof(o));
+    o.issues = issues;
+    o.patients = list_of("Patient/1", "Patient/nobody");
+    o.types = list_of("Patient", NULL);
+    res = run(&o);
+    want = apr_pstrcat(pool, oo_line("information", "not-supported", "_typeFilter is not supported: ignored"),
+                       oo_line("warning", "informational", "\xc3\xa9l\xc3\xa8ve \"quoted\""),
+                       oo_line("error", "not-found", "patient Patient/nobody is not a member of Group/fullexample: ignored"),
+                       NULL);
+    ck_assert_str_eq(slurp(apr_pstrcat(pool, outdir, "/OperationOutcome-1.ndjson", NULL)), want);
+    ck_assert_int_eq(res->errors->nelts, 1);
+    ck_assert_int_eq(APR_ARRAY_IDX(res->errors, 0, atr_export_file_t).count, 3);
+    ck_assert_int_eq(APR_ARRAY_IDX(res->errors, 0, atr_export_file_t).bytes, (apr_off_t)strlen(want));
+
+    /* an export with no problem of its own: the error file holds just the caller's notes */
+    ck_assert_int_eq(system(apr_psprintf(pool, "rm -f %s/*.ndjson", outdir)), 0);
+    issues->nelts = 1;
+    memset(&o, 0, sizeof(o));
+    o.issues = issues;
+    res = run(&o);
+    ck_assert_str_eq(slurp(apr_pstrcat(pool, outdir, "/OperationOutcome-1.ndjson", NULL)),
+                     oo_line("information", "not-supported", "_typeFilter is not supported: ignored"));
+    ck_assert_int_eq(res->total, 14);
+
+    /* a severity FHIR does not know, no code, text that is not UTF-8: refused, nothing written */
+    ck_assert_int_eq(system(apr_psprintf(pool, "rm -f %s/*.ndjson", outdir)), 0);
+    memset(&o, 0, sizeof(o));
+    o.outdir = outdir;
+    o.group_id = "fullexample";
+    o.issues = issues;
+    APR_ARRAY_IDX(issues, 0, atr_export_issue_t).severity = "notice";
+    ck_assert_int_eq(atr_export_group(&res, db, &o, &err, pool), APR_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "notice"));
+    APR_ARRAY_IDX(issues, 0, atr_export_issue_t).severity = "error";
+    APR_ARRAY_IDX(issues, 0, atr_export_issue_t).code = NULL;
+    ck_assert_int_eq(atr_export_group(&res, db, &o, &err, pool), APR_EINVAL);
+    APR_ARRAY_IDX(issues, 0, atr_export_issue_t).code = "invalid";
+    APR_ARRAY_IDX(issues, 0, atr_export_issue_t).text = "\xff\xfe";
+    ck_assert_int_eq(atr_export_group(&res, db, &o, &err, pool), APR_EINVAL);
+    ck_assert_ptr_null(res);
+    ck_assert_str_eq(dir_listing(), "");
+}
+END_TEST
+
 Suite *export_suite(void)
 {
     Suite *s = suite_create("export");
@@ -423,6 +575,9 @@ Suite *export_suite(void)
     tcase_add_test(tc, missing_reference_warns);
     tcase_add_test(tc, refusals_leave_nothing);
     tcase_add_test(tc, disk_full_removes_everything);
+    tcase_add_test(tc, export_id_chosen_by_caller);
+    tcase_add_test(tc, forget_removes_one_run);
+    tcase_add_test(tc, caller_issues_first_in_error_file);
     suite_add_tcase(s, tc);
     return s;
 }

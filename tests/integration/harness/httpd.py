@@ -86,6 +86,12 @@ class Httpd:
         self.token_key = os.urandom(32)
         self._write_secret(self.ldap_pw_file, (slapd.root_pw if slapd else '').encode())
         self._write_secret(self.token_key_file, self.token_key)
+        # bulk export files: written by the children (httpd's user)
+        self.export_dir = os.path.join(directory, 'export')
+        os.makedirs(self.export_dir, exist_ok=True)
+        if self.user:
+            pw = pwd.getpwnam(self.user)
+            os.chown(self.export_dir, pw.pw_uid, pw.pw_gid)
 
     def _write_secret(self, path, data):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -111,6 +117,7 @@ class Httpd:
                            ('@LDAP_BIND_DN@', self.slapd.root_dn if self.slapd else ''),
                            ('@LDAP_PW_FILE@', self.ldap_pw_file),
                            ('@TOKEN_KEY@', self.token_key_file),
+                           ('@EXPORT_DIR@', self.export_dir),
                            ('@EXTRA@', self.TEST_DIRECTIVES + extra)):
             text = text.replace(key, value)
         with open(self.conf_path, 'w', encoding='utf-8') as f:
