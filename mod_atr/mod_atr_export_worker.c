@@ -1,5 +1,5 @@
-/* Export workers: every httpd child runs one on mod_watchdog (a thread that wakes every
- * second). A wake-up removes expired jobs now and then, and claims the oldest claimable job
+/* Export workers: every httpd child runs one on mod_watchdog (a thread that wakes four
+ * times a second). A wake-up removes expired jobs now and then, and claims the oldest claimable job
  * from the store; the export then runs in that thread, heartbeating into the job row. The
  * job's state is only ever in the store, so a worker that dies (kill -9, crash) leaves a
  * row whose heartbeat goes stale, and any worker of any process or node claims it again.
@@ -24,7 +24,9 @@
 #include "mod_atr_export_worker.h"
 
 #define WATCHDOG_NAME "_atr_export_"
-#define SWEEP_EVERY 10             /* wake-ups between two sweeps of expired jobs */
+/* A queued job starts within this; an idle wake-up is one indexed read. */
+#define WAKE_EVERY apr_time_from_msec(250)
+#define SWEEP_EVERY 40             /* wake-ups between two sweeps of expired jobs (10 s) */
 #define SWEEP_BATCH 100
 #define HEARTBEAT_EVERY apr_time_from_msec(1000)
 
@@ -349,7 +351,7 @@ int atr_export_worker_post_config(apr_pool_t *pconf, server_rec *s)
     }
     /* per child (parent 0), every child (not a singleton): each child's thread claims jobs */
     if ((rv = wd_get_instance(&wd, WATCHDOG_NAME, 0, 0, pconf)) != APR_SUCCESS
-        || (rv = wd_register_callback(wd, AP_WD_TM_INTERVAL, s, worker_tick)) != APR_SUCCESS) {
+        || (rv = wd_register_callback(wd, WAKE_EVERY, s, worker_tick)) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "ATR00777: cannot register the export worker "
                      "with mod_watchdog");
         return HTTP_INTERNAL_SERVER_ERROR;
