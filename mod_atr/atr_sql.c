@@ -244,6 +244,27 @@ static const atr_sql_stmt_t statements[] = {
       " OR (state = 'deleted' AND heartbeat < %lld) ORDER BY id LIMIT %d" },
     { "atr_job_remove", "DELETE FROM atr_export_job WHERE id = %s" },
 
+    /* reconciliation (atr_recon_store.c): who created a Group; resources whose stored body
+     * contains a string (narrowed in SQL, checked on the parsed body); one member's entries */
+    { "atr_rec_owner_insert",
+      "INSERT INTO atr_rec_owner (group_id, client_id, created) VALUES (%s, %s, %lld) ON CONFLICT DO NOTHING" },
+    { "atr_rec_owner_get", "SELECT 1 FROM atr_rec_owner WHERE group_id = %s AND client_id = %s" },
+    { "atr_rec_find_like",
+      "SELECT c.id, r.body FROM atr_current c JOIN atr_resource r ON r.rtype = c.rtype AND r.id = c.id"
+      " AND r.version = c.version WHERE c.rtype = %s AND c.deleted = 0 AND r.body LIKE %s ESCAPE '\\'"
+      " ORDER BY c.id LIMIT %d" },
+    { "atr_rec_mem_by_entity",
+      "SELECT body FROM atr_group_member WHERE group_id = %s AND version = %d AND entity_ref = %s ORDER BY seq" },
+    /* roster apply: coverage references that name no current Coverage */
+    { "atr_rec_ros_cov_unknown",
+      "SELECT r.line, r.coverage_ref FROM atr_roster_row r WHERE r.coverage_ref IS NOT NULL AND NOT EXISTS"
+      " (SELECT 1 FROM atr_current c WHERE c.rtype = 'Coverage' AND c.id = substr(r.coverage_ref, 10)"
+      " AND c.deleted = 0) ORDER BY r.line LIMIT %d" },
+    { "atr_rec_ros_cov_unknown_count",
+      "SELECT COUNT(*) FROM atr_roster_row r WHERE r.coverage_ref IS NOT NULL AND NOT EXISTS"
+      " (SELECT 1 FROM atr_current c WHERE c.rtype = 'Coverage' AND c.id = substr(r.coverage_ref, 10)"
+      " AND c.deleted = 0)" },
+
     { NULL, NULL }
 };
 

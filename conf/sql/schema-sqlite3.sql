@@ -174,4 +174,14 @@ CREATE UNIQUE INDEX atr_export_job_active ON atr_export_job (client_id, group_id
 CREATE INDEX atr_export_job_state ON atr_export_job (state, created);
 CREATE INDEX atr_export_job_claim ON atr_export_job (claim);
 
+-- Groups created by Consumers (POST Group, docs/reconciliation.md) and who created them: the
+-- creator reaches its Group's operations before every process's registry cache sees the LDAP
+-- link (atrGroupId). created: milliseconds since the epoch.
+CREATE TABLE atr_rec_owner (
+  group_id TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  created BIGINT NOT NULL,
+  PRIMARY KEY (group_id, client_id)
+);
+
 INSERT INTO atr_schema_version (version) VALUES (1);
