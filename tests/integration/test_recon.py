@@ -92,34 +92,6 @@ def assert_oo(r, status, code):
     return oo
 
 
-def first_with_ident(store, rtype, system, skip=0):
-    """(id, value) of current resources of rtype with an identifier of system, in id order."""
-    out = store.sql(f"SELECT r.id, r.body FROM atr_current c JOIN atr_resource r ON r.rtype = c.rtype "
-                    f"AND r.id = c.id AND r.version = c.version WHERE c.rtype = '{rtype}' "
-                    f"AND c.deleted = 0 ORDER BY c.id LIMIT 50")
-    found = []
-    for line in out.splitlines():
-        rid, body = line.split("|", 1)
-        for i in json.loads(body).get("identifier", []):
-            if i.get("system") == system:
-                found.append((rid, i["value"]))
-                break
-    return found[skip]
-
-
-def coverage_of(store, patient_id):
-    out = store.sql("SELECT r.id, r.body FROM atr_current c JOIN atr_resource r ON r.rtype = c.rtype "
-                    "AND r.id = c.id AND r.version = c.version WHERE c.rtype = 'Coverage' AND c.deleted = 0 "
-                    "ORDER BY c.id")
-    for line in out.splitlines():
-        rid, body = line.split("|", 1)
-        b = json.loads(body)
-        if b.get("beneficiary", {}).get("reference") == f"Patient/{patient_id}" and \
-                b.get("status") not in ("cancelled", "entered-in-error"):
-            return f"Coverage/{rid}"
-    return None
-
-
 @pytest.fixture(scope="module")
 def writer(consumers):
     return Client(consumers.make(scopes=WRITE.split(), jwks="inline"), WRITE)
@@ -131,16 +103,34 @@ def reader(consumers):
 
 
 @pytest.fixture(scope="module")
-def people(store):
+def people(store, tmp_path_factory):
+    """Members and providers of this module's own (unique identifiers, whatever other suites
+    load): Patient/rc-p1..6 (memberId RCM-1..6), each with Coverage/rc-cov-N; rc-p4 has
+    RelatedPerson/rc-rp-4; two Patients share RCM-DUP; two Practitioners with NPIs."""
+    lines = []
+    for n in range(1, 7):
+        lines.append({"resourceType": "Patient", "id": f"rc-p{n}",
+                      "identifier": [ident(MEMBER_SYS, f"RCM-{n}")], "name": [{"family": f"Recon{n}"}]})
+        lines.append({"resourceType": "Coverage", "id": f"rc-cov-{n}", "status": "active",
+                      "beneficiary": {"reference": f"Patient/rc-p{n}"},
+                      "payor": [{"reference": "Organization/1"}]})
+    for n in (7, 8):
+        lines.append({"resourceType": "Patient", "id": f"rc-p{n}", "identifier": [ident(MEMBER_SYS, "RCM-DUP")]})
+    lines.append({"resourceType": "RelatedPerson", "id": "rc-rp-4", "patient": {"reference": "Patient/rc-p4"}})
+    for n, npi in ((1, "1000000991"), (2, "1000000992")):
+        lines.append({"resourceType": "Practitioner", "id": f"rc-prac-{n}",
+                      "identifier": [ident(NPI, npi)], "name": [{"family": f"Prac{n}"}]})
+    f = tmp_path_factory.mktemp("recon") / "people.ndjson"
+    f.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    store.atrctl("load", str(f))
+
     class P:
         pass
     p = P()
-    p.pat1 = "pat-1"
-    p.mb1 = "M000000001"
-    p.pat2, p.pat3, p.pat4 = "pat-2", "pat-3", "pat-4"
-    p.prac, p.npi = first_with_ident(store, "Practitioner", NPI)
-    p.prac2, p.npi2 = first_with_ident(store, "Practitioner", NPI, skip=1)
-    p.cov2 = coverage_of(store, "pat-2")
+    p.mb1 = "RCM-1"
+    p.prac, p.npi = "rc-prac-1", "1000000991"
+    p.prac2, p.npi2 = "rc-prac-2", "1000000992"
+    p.cov2 = "Coverage/rc-cov-2"
     return p
 
 
@@ -195,7 +185,7 @@ def test_create_keeps_a_given_status(writer):
     ({"resourceType": "Patient"}, 400, "invalid"),
     ({"resourceType": "Group", "extension": [{"url": STATUS_EXT, "valueCode": "closed"}]}, 400, "invalid"),
     ({"resourceType": "Group", "type": "device"}, 400, "invalid"),
-    ({"resourceType": "Group", "member": [{"entity": {"reference": "Patient/pat-1"}}]}, 422, "business-rule"),
+    ({"resourceType": "Group", "member": [{"entity": {"reference": "Patient/rc-p1"}}]}, 422, "business-rule"),
     ("{not json", 400, "invalid"),
     ("", 400, "required"),
 ])
@@ -225,25 +215,25 @@ def test_full_reconciliation_flow(writer, reader, people, store, httpd):
     assert r.status_code == 200, r.text
     g = r.json()
     assert g["meta"]["versionId"] == "2" and r.headers["ETag"] == 'W/"2"'
-    assert entries(g) == {("Patient/pat-1", pr): ("new", False, {"start": "2026-01-01", "end": "2026-12-31"},
-                                                  coverage_of(store, "pat-1"))}
+    assert entries(g) == {("Patient/rc-p1", pr): ("new", False, {"start": "2026-01-01", "end": "2026-12-31"},
+                                                  "Coverage/rc-cov-1")}
     versions[2] = entries(g)
 
     # OP-ADD-01 patientReference + providerReference (period: none given, no contract period -> today on)
-    r = writer.op(gid, "member-add", p_ref("patientReference", "Patient/pat-2"), p_ref("providerReference", pr))
+    r = writer.op(gid, "member-add", p_ref("patientReference", "Patient/rc-p2"), p_ref("providerReference", pr))
     assert r.status_code == 200, r.text
     e = entries(r.json())
-    assert e[("Patient/pat-2", pr)][:2] == ("new", False) and e[("Patient/pat-2", pr)][3] == p.cov2
-    assert e[("Patient/pat-1", pr)][:2] == ("nochange", False)
+    assert e[("Patient/rc-p2", pr)][:2] == ("new", False) and e[("Patient/rc-p2", pr)][3] == p.cov2
+    assert e[("Patient/rc-p1", pr)][:2] == ("nochange", False)
     versions[3] = e
 
     # patientReference + providerReference + attributionPeriod; memberId + providerNpi (no period)
-    r = writer.op(gid, "member-add", p_ref("patientReference", "Patient/pat-2"), p_ref("providerReference", pr2),
+    r = writer.op(gid, "member-add", p_ref("patientReference", "Patient/rc-p2"), p_ref("providerReference", pr2),
                   p_period("2026-03-01"))
     assert r.status_code == 200, r.text
-    r = writer.op(gid, "member-add", p_member("M000000003"), p_npi(p.npi2))
+    r = writer.op(gid, "member-add", p_member("RCM-3"), p_npi(p.npi2))
     assert r.status_code == 200, r.text
-    r = writer.op(gid, "member-add", p_ref("patientReference", "Patient/pat-4"), p_ref("providerReference", pr),
+    r = writer.op(gid, "member-add", p_ref("patientReference", "Patient/rc-p4"), p_ref("providerReference", pr),
                   p_period("2026-01-01"))
     assert r.status_code == 200, r.text
     e = entries(r.json())
@@ -257,51 +247,51 @@ def test_full_reconciliation_flow(writer, reader, people, store, httpd):
     r = writer.op(gid, "member-add", p_member(p.mb1), p_npi(p.npi), p_period("2026-02-01", "2026-12-31"))
     assert r.status_code == 200, r.text
     e = entries(r.json())
-    assert e[("Patient/pat-1", pr)][:3] == ("changed", False, {"start": "2026-02-01", "end": "2026-12-31"})
+    assert e[("Patient/rc-p1", pr)][:3] == ("changed", False, {"start": "2026-02-01", "end": "2026-12-31"})
     assert r.json()["meta"]["versionId"] == "7"
 
     # OP-REM-01 memberId + providerNpi; OP-REM-03: in draft the entry stays, inactive and dropped
     r = writer.op(gid, "member-remove", p_member(p.mb1), p_npi(p.npi))
     assert r.status_code == 200, r.text
     e = entries(r.json())
-    assert e[("Patient/pat-1", pr)][:2] == ("dropped", True)
+    assert e[("Patient/rc-p1", pr)][:2] == ("dropped", True)
     assert r.json()["meta"]["versionId"] == "8"
     # removing it again: nothing active to remove (OP-REM-05)
     assert_oo(writer.op(gid, "member-remove", p_member(p.mb1), p_npi(p.npi)), 422, "not-found")
 
     # patientReference + providerReference + coverageReference
-    r = writer.op(gid, "member-remove", p_ref("patientReference", "Patient/pat-2"), p_ref("providerReference", pr),
+    r = writer.op(gid, "member-remove", p_ref("patientReference", "Patient/rc-p2"), p_ref("providerReference", pr),
                   p_ref("coverageReference", p.cov2))
     assert r.status_code == 200, r.text
     e = entries(r.json())
-    assert e[("Patient/pat-2", pr)][:2] == ("dropped", True)
-    assert e[("Patient/pat-2", pr2)][:2] == ("nochange", False)
-    assert e[("Patient/pat-1", pr)][:2] == ("dropped", True)      # still kept while draft
+    assert e[("Patient/rc-p2", pr)][:2] == ("dropped", True)
+    assert e[("Patient/rc-p2", pr2)][:2] == ("nochange", False)
+    assert e[("Patient/rc-p1", pr)][:2] == ("dropped", True)      # still kept while draft
     # patientReference + providerReference with a coverage it does not have: not found
-    assert_oo(writer.op(gid, "member-remove", p_ref("patientReference", "Patient/pat-2"),
+    assert_oo(writer.op(gid, "member-remove", p_ref("patientReference", "Patient/rc-p2"),
                         p_ref("providerReference", pr2), p_ref("coverageReference", "Coverage/nope")),
               422, "not-found")
     # patientReference + providerReference
-    r = writer.op(gid, "member-remove", p_ref("patientReference", "Patient/pat-2"), p_ref("providerReference", pr2))
-    assert r.status_code == 200 and entries(r.json())[("Patient/pat-2", pr2)][:2] == ("dropped", True)
+    r = writer.op(gid, "member-remove", p_ref("patientReference", "Patient/rc-p2"), p_ref("providerReference", pr2))
+    assert r.status_code == 200 and entries(r.json())[("Patient/rc-p2", pr2)][:2] == ("dropped", True)
     # memberId alone: every attribution of that member
-    r = writer.op(gid, "member-remove", p_member("M000000003"))
-    assert r.status_code == 200 and entries(r.json())[("Patient/pat-3", f"Practitioner/{p.prac2}")][:2] == \
+    r = writer.op(gid, "member-remove", p_member("RCM-3"))
+    assert r.status_code == 200 and entries(r.json())[("Patient/rc-p3", f"Practitioner/{p.prac2}")][:2] == \
         ("dropped", True)
     # patientReference alone
-    r = writer.op(gid, "member-add", p_ref("patientReference", "Patient/pat-3"), p_ref("providerReference", pr))
+    r = writer.op(gid, "member-add", p_ref("patientReference", "Patient/rc-p3"), p_ref("providerReference", pr))
     assert r.status_code == 200
     # a dropped member x provider added again is new again
-    assert entries(r.json())[("Patient/pat-3", pr)][:2] == ("new", False)
-    r = writer.op(gid, "member-remove", p_ref("patientReference", "Patient/pat-3"))
+    assert entries(r.json())[("Patient/rc-p3", pr)][:2] == ("new", False)
+    r = writer.op(gid, "member-remove", p_ref("patientReference", "Patient/rc-p3"))
     assert r.status_code == 200, r.text
     g = r.json()
-    assert entries(g)[("Patient/pat-3", pr)][:2] == ("dropped", True)
+    assert entries(g)[("Patient/rc-p3", pr)][:2] == ("dropped", True)
     before_confirm = int(g["meta"]["versionId"])
     assert before_confirm == 13
 
     # $attribution-status while draft (read scope is enough, D19)
-    r = reader_status = writer.op(gid, "attribution-status", p_ref("patientReference", "Patient/pat-4"))
+    r = reader_status = writer.op(gid, "attribution-status", p_ref("patientReference", "Patient/rc-p4"))
     assert reader_status.status_code == 200, r.text
 
     # OP-CONF-01, D23: 201 + informational OperationOutcome; OP-CONF-02 final; OP-REM-04 inactive go
@@ -312,18 +302,18 @@ def test_full_reconciliation_flow(writer, reader, people, store, httpd):
     time.sleep(1.1)          # the creator's link reaches every process's registry cache
     g = writer.get(f"/Group/{gid}").json()
     assert status_of(g) == "final" and g["meta"]["versionId"] == str(before_confirm + 1)
-    assert entries(g) == {("Patient/pat-4", pr): ("nochange", False, {"start": "2026-01-01"},
-                                                 coverage_of(store, "pat-4"))}
+    assert entries(g) == {("Patient/rc-p4", pr): ("nochange", False, {"start": "2026-01-01"},
+                                                 "Coverage/rc-cov-4")}
 
     # OP-ADD-02, OP-REM-02, D20: a final list refuses changes
-    assert_oo(writer.op(gid, "member-add", p_ref("patientReference", "Patient/pat-1"),
+    assert_oo(writer.op(gid, "member-add", p_ref("patientReference", "Patient/rc-p1"),
                         p_ref("providerReference", pr)), 422, "business-rule")
-    assert_oo(writer.op(gid, "member-remove", p_ref("patientReference", "Patient/pat-4")), 422, "business-rule")
+    assert_oo(writer.op(gid, "member-remove", p_ref("patientReference", "Patient/rc-p4")), 422, "business-rule")
     assert_oo(writer.post(f"/Group/{gid}/$confirm-attribution-list"), 422, "business-rule")
 
     # OP-STAT-01, D24: a collection Bundle, first the Group restricted to the member's entries
-    for params in ([p_ref("patientReference", "Patient/pat-4")],
-                   [p_member("M000000004")]):
+    for params in ([p_ref("patientReference", "Patient/rc-p4")],
+                   [p_member("RCM-4")]):
         r = writer.op(gid, "attribution-status", *params)
         assert r.status_code == 200, r.text
         b = r.json()
@@ -331,14 +321,16 @@ def test_full_reconciliation_flow(writer, reader, people, store, httpd):
         first = b["entry"][0]["resource"]
         assert first["resourceType"] == "Group" and first["id"] == gid
         assert b["entry"][0]["fullUrl"] == f"{httpd.base_url}/Group/{gid}"
-        assert [m["entity"]["reference"] for m in first["member"]] == ["Patient/pat-4"]
+        assert [m["entity"]["reference"] for m in first["member"]] == ["Patient/rc-p4"]
         assert {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"} \
             in first["meta"]["tag"]
         refs = [f'{e["resource"]["resourceType"]}/{e["resource"]["id"]}' for e in b["entry"][1:]]
-        assert refs[0] == "Patient/pat-4"
-        assert coverage_of(store, "pat-4") in refs and pr in refs
+        assert refs[0] == "Patient/rc-p4"
+        assert "Coverage/rc-cov-4" in refs and pr in refs and "RelatedPerson/rc-rp-4" in refs
+        assert all(e["fullUrl"] == f'{httpd.base_url}/{e["resource"]["resourceType"]}/{e["resource"]["id"]}'
+                   for e in b["entry"])
     # OP-STAT-02: not a member -> 404
-    assert_oo(writer.op(gid, "attribution-status", p_ref("patientReference", "Patient/pat-1")), 404, "not-found")
+    assert_oo(writer.op(gid, "attribution-status", p_ref("patientReference", "Patient/rc-p1")), 404, "not-found")
     assert_oo(writer.op(gid, "attribution-status", p_member("NO-SUCH-MEMBER")), 404, "not-found")
 
     # DM-05: every version is readable (vread) and listed in _history, newest first
@@ -357,17 +349,17 @@ def test_open_list_removes_entries(writer, people):
     take additions; confirming an open list makes it final."""
     pr = f"Practitioner/{people.prac}"
     gid = create(writer, {"resourceType": "Group", "extension": [{"url": STATUS_EXT, "valueCode": "open"}]}).json()["id"]
-    r = writer.op(gid, "member-add", p_ref("patientReference", "Patient/pat-5"), p_ref("providerReference", pr),
+    r = writer.op(gid, "member-add", p_ref("patientReference", "Patient/rc-p5"), p_ref("providerReference", pr),
                   p_period("2026-01-01"))
     assert r.status_code == 200, r.text
-    r = writer.op(gid, "member-add", p_ref("patientReference", "Patient/pat-6"), p_ref("providerReference", pr),
+    r = writer.op(gid, "member-add", p_ref("patientReference", "Patient/rc-p6"), p_ref("providerReference", pr),
                   p_period("2026-01-01"))
-    r = writer.op(gid, "member-remove", p_ref("patientReference", "Patient/pat-5"))
+    r = writer.op(gid, "member-remove", p_ref("patientReference", "Patient/rc-p5"))
     assert r.status_code == 200, r.text
     g = r.json()
     assert status_of(g) == "open" and g["meta"]["versionId"] == "4"
-    assert entries(g) == {("Patient/pat-6", pr): ("nochange", False, {"start": "2026-01-01"},
-                                                  entries(g)[("Patient/pat-6", pr)][3])}
+    assert entries(g) == {("Patient/rc-p6", pr): ("nochange", False, {"start": "2026-01-01"},
+                                                  entries(g)[("Patient/rc-p6", pr)][3])}
     assert writer.post(f"/Group/{gid}/$confirm-attribution-list").status_code == 201
 
 
@@ -386,16 +378,16 @@ def test_get_is_405(writer, draft, op):
 
 @pytest.mark.parametrize("params,code", [
     ([], "required"),
-    ([p_member("M000000001")], "invalid"),                                   # add needs a provider
-    ([p_member("M000000001"), p_ref("providerReference", "Practitioner/x")], "invalid"),
-    ([p_ref("patientReference", "Patient/pat-1"), p_npi("1234567893")], "invalid"),
-    ([p_ref("patientReference", "Patient/pat-1"), p_ref("providerReference", "Practitioner/x"),
+    ([p_member("RCM-1")], "invalid"),                                   # add needs a provider
+    ([p_member("RCM-1"), p_ref("providerReference", "Practitioner/x")], "invalid"),
+    ([p_ref("patientReference", "Patient/rc-p1"), p_npi("1234567893")], "invalid"),
+    ([p_ref("patientReference", "Patient/rc-p1"), p_ref("providerReference", "Practitioner/x"),
       p_ref("coverageReference", "Coverage/cov-1")], "not-supported"),        # not an add parameter
-    ([p_ref("patientReference", "Patient/pat-1"), p_ref("patientReference", "Patient/pat-2"),
+    ([p_ref("patientReference", "Patient/rc-p1"), p_ref("patientReference", "Patient/rc-p2"),
       p_ref("providerReference", "Practitioner/x")], "invalid"),             # repeated
     ([p_ref("patientReference", "Coverage/cov-1"), p_ref("providerReference", "Practitioner/x")], "invalid"),
-    ([p_member("M000000001"), {"name": "providerNpi", "valueIdentifier": ident(NPI, "12")}], "invalid"),
-    ([p_ref("patientReference", "Patient/pat-1"), p_ref("providerReference", "Practitioner/x"),
+    ([p_member("RCM-1"), {"name": "providerNpi", "valueIdentifier": ident(NPI, "12")}], "invalid"),
+    ([p_ref("patientReference", "Patient/rc-p1"), p_ref("providerReference", "Practitioner/x"),
       p_period("2026-05-01", "2026-01-01")], "invalid"),
     ([{"name": "frobnicate", "valueString": "x"}], "not-supported"),
 ])
@@ -409,8 +401,8 @@ def test_member_add_parameter_combinations_refused(writer, draft, params, code):
     [p_npi("1234567893")],
     [p_ref("providerReference", "Practitioner/x")],
     [p_member("M1"), p_ref("providerReference", "Practitioner/x")],
-    [p_ref("patientReference", "Patient/pat-1"), p_ref("coverageReference", "Coverage/cov-1")],
-    [p_member("M1"), p_ref("patientReference", "Patient/pat-1")],
+    [p_ref("patientReference", "Patient/rc-p1"), p_ref("coverageReference", "Coverage/cov-1")],
+    [p_member("M1"), p_ref("patientReference", "Patient/rc-p1")],
 ])
 def test_member_remove_parameter_combinations_refused(writer, draft, params):
     """OP-REM-01: only the five listed combinations."""
@@ -423,7 +415,7 @@ def test_operation_bodies_refused(writer, draft):
     assert_oo(writer.post(f"/Group/{draft}/$member-add", "{oops"), 400, "invalid")
     assert_oo(writer.post(f"/Group/{draft}/$member-add", "x=1",
                           headers={"Content-Type": "application/x-www-form-urlencoded"}), 415, "not-supported")
-    assert_oo(writer.op(draft, "attribution-status", p_member("M1"), p_ref("patientReference", "Patient/pat-1")),
+    assert_oo(writer.op(draft, "attribution-status", p_member("M1"), p_ref("patientReference", "Patient/rc-p1")),
               400, "invalid")
     assert_oo(writer.op(draft, "confirm-attribution-list", p_member("M1")), 400, "not-supported")
 
@@ -432,18 +424,18 @@ def test_unknown_member_or_provider_is_422(writer, draft, people):
     """OP-ADD-03, D21: 422 not-found."""
     pr = f"Practitioner/{people.prac}"
     for params in ([p_member("NOPE-1"), p_npi(people.npi)],
-                   [p_member("M000000001"), p_npi("1234567893")],
+                   [p_member("RCM-1"), p_npi("1000000999")],
                    [p_ref("patientReference", "Patient/no-such"), p_ref("providerReference", pr)],
-                   [p_ref("patientReference", "Patient/pat-1"), p_ref("providerReference", "Organization/no-such")]):
+                   [p_ref("patientReference", "Patient/rc-p1"), p_ref("providerReference", "Organization/no-such")]):
         assert_oo(writer.op(draft, "member-add", *params), 422, "not-found")
-    assert_oo(writer.op(draft, "member-remove", p_ref("patientReference", "Patient/pat-9")), 422, "not-found")
+    assert_oo(writer.op(draft, "member-remove", p_ref("patientReference", "Patient/rc-p9")), 422, "not-found")
 
 
 def test_write_scope_and_entitlement(writer, reader, consumers, draft, people, anon):
     """D19: member-add/remove/confirm need Group write (403 insufficient_scope); a Group the
     client is not entitled to is 404 (D1), as is an unknown one; no token is 401."""
     pr = f"Practitioner/{people.prac}"
-    add = [p_ref("patientReference", "Patient/pat-1"), p_ref("providerReference", pr)]
+    add = [p_ref("patientReference", "Patient/rc-p1"), p_ref("providerReference", pr)]
     # a read-only client linked to the Group
     linked = consumers.make(scopes=["system/*.read"], groups=[draft], jwks="inline")
     ro = Client(linked, "system/*.read")
@@ -452,7 +444,7 @@ def test_write_scope_and_entitlement(writer, reader, consumers, draft, people, a
         assert_oo(r, 403, "forbidden")
         assert 'error="insufficient_scope"' in r.headers["WWW-Authenticate"]
     # read is enough for $attribution-status (the member is not there: 404 from the operation)
-    assert_oo(ro.op(draft, "attribution-status", p_ref("patientReference", "Patient/pat-1")), 404, "not-found")
+    assert_oo(ro.op(draft, "attribution-status", p_ref("patientReference", "Patient/rc-p1")), 404, "not-found")
     # a writer not entitled to the Group, an unknown Group, an existing Group of others
     other = Client(consumers.make(scopes=WRITE.split(), jwks="inline"), WRITE)
     for gid in (draft, "no-such-group", "grp-1"):
@@ -469,6 +461,6 @@ def test_final_list_loaded_by_the_payer_refuses_changes(fhir, people):
     """OP-ADD-02 on a payer list: Group/fullexample (IG example) is final."""
     pr = f"Practitioner/{people.prac}"
     r = fhir.post("/Group/fullexample/$member-add", headers=FHIR_JSON, data=json.dumps(
-        {"resourceType": "Parameters", "parameter": [p_ref("patientReference", "Patient/pat-1"),
+        {"resourceType": "Parameters", "parameter": [p_ref("patientReference", "Patient/rc-p1"),
                                                      p_ref("providerReference", pr)]}))
     assert_oo(r, 422, "business-rule")
