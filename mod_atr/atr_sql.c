@@ -265,6 +265,35 @@ static const atr_sql_stmt_t statements[] = {
       " (SELECT 1 FROM atr_current c WHERE c.rtype = 'Coverage' AND c.id = substr(r.coverage_ref, 10)"
       " AND c.deleted = 0)" },
 
+    /* list-change Subscriptions (atr_subscription.c); times are ms since the epoch */
+    { "atr_sub_get",
+      "SELECT id, client_id, group_id, endpoint, headers, base_url, status, body, notified_version, events,"
+      " attempts, error FROM atr_sub_subscription WHERE id = %s" },
+    { "atr_sub_insert",
+      "INSERT INTO atr_sub_subscription (id, client_id, group_id, endpoint, headers, base_url, status, body,"
+      " notified_version, created, updated) VALUES (%s, %s, %s, %s, %s, %s, 'active', %s, %d, %lld, %lld)" },
+    { "atr_sub_update",
+      "UPDATE atr_sub_subscription SET group_id = %s, endpoint = %s, headers = %s, base_url = %s,"
+      " status = 'active', body = %s, notified_version = %d, attempts = 0, next_try = 0, error = NULL,"
+      " updated = %lld WHERE id = %s AND client_id = %s" },
+    /* active Subscriptions whose Group has a version above the one last notified, due now
+     * and not claimed by a running attempt (args: now, stale limit, limit) */
+    { "atr_sub_due",
+      "SELECT s.id, c.version FROM atr_sub_subscription s JOIN atr_current c ON c.rtype = 'Group'"
+      " AND c.id = s.group_id WHERE s.status = 'active' AND c.version > s.notified_version"
+      " AND s.next_try <= %lld AND (s.claim IS NULL OR s.claimed_at < %lld) ORDER BY s.next_try LIMIT %d" },
+    /* one attempt at a time; a claim older than the stale limit is taken over (args: claim,
+     * now, id, stale limit) */
+    { "atr_sub_claim",
+      "UPDATE atr_sub_subscription SET claim = %s, claimed_at = %lld WHERE id = %s AND status = 'active'"
+      " AND (claim IS NULL OR claimed_at < %lld)" },
+    { "atr_sub_delivered",
+      "UPDATE atr_sub_subscription SET notified_version = %d, events = events + 1, attempts = 0, next_try = 0,"
+      " error = NULL, claim = NULL, claimed_at = 0 WHERE id = %s AND claim = %s" },
+    { "atr_sub_failed",
+      "UPDATE atr_sub_subscription SET attempts = attempts + 1, next_try = %lld, error = %s, status = %s,"
+      " claim = NULL, claimed_at = 0 WHERE id = %s AND claim = %s" },
+
     { NULL, NULL }
 };
 

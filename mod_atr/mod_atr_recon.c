@@ -20,6 +20,7 @@
 #include "mod_atr_config.h"
 #include "mod_atr_http.h"
 #include "mod_atr_recon.h"
+#include "mod_atr_notify.h"
 
 #define RECON_BODY_MAX (1024 * 1024)
 
@@ -276,6 +277,7 @@ int atr_recon_route(request_rec *r, const char *base, atr_authz_t *az, const apr
     const char *type = seg->nelts ? APR_ARRAY_IDX(seg, 0, const char *) : "";
     atr_recon_op_e op;
 
+    if (!strcmp(type, "Subscription")) return atr_notify_route(r, base, az, seg);
     if (strcmp(type, "Group")) return DECLINED;
     if (seg->nelts == 1 && r->method_number == M_POST) return do_create(r, base, az);
     if (seg->nelts == 3 && atr_fhir_is_id(APR_ARRAY_IDX(seg, 1, const char *))
