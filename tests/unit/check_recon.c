@@ -12,6 +12,7 @@
 #include "atr_json.h"
 #include "atr_recon.h"
 #include "atr_store.h"
+#include "atr_subscription.h"
 
 static apr_pool_t *pool;
 static atr_db_t *db;
@@ -312,6 +313,126 @@ START_TEST(test_open_remove)
 }
 END_TEST
 
+#define SUB_BODY(filter, type, endpoint, content) \
+    "{\"resourceType\":\"Subscription\",\"status\":\"requested\",\"criteria\":\"" ATR_SUB_TOPIC "\"," \
+    "\"_criteria\":{\"extension\":[{\"url\":\"" ATR_SUB_BACKPORT "backport-filter-criteria\",\"valueString\":\"" \
+    filter "\"}]},\"channel\":{\"type\":\"" type "\",\"endpoint\":\"" endpoint "\",\"header\":[\"X-A: b\"]," \
+    "\"_payload\":{\"extension\":[{\"url\":\"" ATR_SUB_BACKPORT "backport-payload-content\",\"valueCode\":\"" \
+    content "\"}]}}}"
+
+START_TEST(test_subscription_parse)
+{
+    atr_sub_t *sub;
+    const char *err;
+    json_error_t jerr;
+    json_t *b;
+    ck_assert_int_eq(atr_sub_parse(&sub, SUB_BODY("Group/g1", "rest-hook", "https://c.example/hook", "id-only"),
+                                   "s1", 0, &err, pool), APR_SUCCESS);
+    ck_assert_str_eq(sub->group_id, "g1");
+    ck_assert_str_eq(sub->endpoint, "https://c.example/hook");
+    ck_assert_int_eq(sub->headers->nelts, 1);
+    b = json_loads(sub->body, 0, &jerr);
+    ck_assert_str_eq(atr_json_str(b, "status"), "active");
+    ck_assert_str_eq(atr_json_str(b, "id"), "s1");
+    json_decref(b);
+    /* SUB-01, SUB-03 refusals; http only to loopback, only when allowed */
+    ck_assert_int_eq(atr_sub_parse(&sub, SUB_BODY("Patient/p", "rest-hook", "https://c.example/h", "id-only"),
+                                   "s", 0, &err, pool), APR_EINVAL);
+    ck_assert_int_eq(atr_sub_parse(&sub, SUB_BODY("Group/g1", "websocket", "https://c.example/h", "id-only"),
+                                   "s", 0, &err, pool), APR_EINVAL);
+    ck_assert_int_eq(atr_sub_parse(&sub, SUB_BODY("Group/g1", "rest-hook", "https://c.example/h", "empty"),
+                                   "s", 0, &err, pool), APR_EINVAL);
+    ck_assert_int_eq(atr_sub_parse(&sub, SUB_BODY("Group/g1", "rest-hook", "http://127.0.0.1:9/h", "id-only"),
+                                   "s", 0, &err, pool), APR_EINVAL);
+    ck_assert_int_eq(atr_sub_parse(&sub, SUB_BODY("Group/g1", "rest-hook", "http://127.0.0.1:9/h", "id-only"),
+                                   "s", 1, &err, pool), APR_SUCCESS);
+    ck_assert_int_eq(atr_sub_parse(&sub, SUB_BODY("Group/g1", "rest-hook", "http://c.example/h", "id-only"),
+                                   "s", 1, &err, pool), APR_EINVAL);
+    ck_assert_int_eq(atr_sub_parse(&sub, "{\"resourceType\":\"Group\"}", "s", 0, &err, pool), APR_EINVAL);
+}
+END_TEST
+
+START_TEST(test_subscription_notification)
+{
+    atr_sub_t sub;
+    json_error_t jerr;
+    json_t *b, *params, *p;
+    size_t i;
+    const char *focus = NULL, *n = NULL;
+    memset(&sub, 0, sizeof(sub));
+    sub.id = "s1";
+    sub.group_id = "g1";
+    sub.base_url = "https://payer.example/fhir";
+    b = json_loads(atr_sub_notification(&sub, 7, 3, apr_time_now(), pool), 0, &jerr);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_str_eq(atr_json_str(b, "type"), "history");
+    params = json_object_get(json_object_get(json_array_get(json_object_get(b, "entry"), 0), "resource"), "parameter");
+    json_array_foreach(params, i, p) {
+        if (!strcmp(atr_json_str(p, "name"), "events-since-subscription-start")) n = atr_json_str(p, "valueString");
+        if (!strcmp(atr_json_str(p, "name"), "notification-event")) {
+            focus = atr_json_path_str(json_array_get(json_object_get(p, "part"), 2), "valueReference", "reference", NULL);
+        }
+    }
+    ck_assert_str_eq(n, "3");
+    ck_assert_str_eq(focus, "https://payer.example/fhir/Group/g1/_history/7");
+    ck_assert_str_eq(atr_json_str(json_array_get(json_object_get(b, "entry"), 1), "fullUrl"), focus);
+    json_decref(b);
+}
+END_TEST
+
+START_TEST(test_subscription_due_and_retries)
+{
+    const char *id = new_list("draft"), *err;
+    apr_array_header_t *ids, *versions;
+    atr_recon_result_t res;
+    atr_sub_t *sub, *got;
+    apr_time_t now = apr_time_now();
+    int created = 0, mine = 0;
+
+    ck_assert_int_eq(atr_sub_parse(&sub, apr_psprintf(pool, SUB_BODY("Group/%s", "rest-hook", "https://h.example/x",
+                     "id-only"), id), "sub-1", 0, &err, pool), APR_SUCCESS);
+    sub->client_id = "client-1";
+    sub->base_url = "https://payer.example/fhir";
+    ck_assert_int_eq(atr_sub_put(&created, db, sub, now, pool), APR_SUCCESS);
+    ck_assert_int_eq(created, 1);
+    ck_assert_int_eq(sub->notified_version, 1);
+    sub->client_id = "client-2";               /* another client's id */
+    ck_assert_int_eq(atr_sub_put(&created, db, sub, now, pool), APR_EEXIST);
+    ck_assert_int_eq(atr_sub_due(&ids, &versions, db, now, apr_time_from_sec(60), 10, pool), APR_SUCCESS);
+    ck_assert_int_eq(ids->nelts, 0);           /* nothing new yet */
+    ck_assert_int_eq(atr_recon_member_add(&res, db, id, params(ATR_RECON_ADD, PARAMS(PAT("pat-1") "," PROV)),
+                                          now, pool), APR_SUCCESS);
+    ck_assert_int_eq(atr_sub_due(&ids, &versions, db, now, apr_time_from_sec(60), 10, pool), APR_SUCCESS);
+    ck_assert_int_eq(ids->nelts, 1);
+    ck_assert_int_eq(APR_ARRAY_IDX(versions, 0, int), 2);
+    /* one claim at a time */
+    ck_assert_int_eq(atr_sub_claim(&mine, db, "sub-1", "c1", now, apr_time_from_sec(60), pool), APR_SUCCESS);
+    ck_assert_int_eq(mine, 1);
+    ck_assert_int_eq(atr_sub_claim(&mine, db, "sub-1", "c2", now, apr_time_from_sec(60), pool), APR_SUCCESS);
+    ck_assert_int_eq(mine, 0);
+    ck_assert_int_eq(atr_sub_due(&ids, &versions, db, now, apr_time_from_sec(60), 10, pool), APR_SUCCESS);
+    ck_assert_int_eq(ids->nelts, 0);
+    /* a failure: due again after the delay, not before */
+    ck_assert_int_eq(atr_sub_get(&got, db, "sub-1", pool), APR_SUCCESS);
+    ck_assert_int_eq(atr_sub_failed(db, got, "c1", "POST answered 500", now, pool), APR_SUCCESS);
+    ck_assert_int_eq(atr_sub_due(&ids, &versions, db, now, apr_time_from_sec(60), 10, pool), APR_SUCCESS);
+    ck_assert_int_eq(ids->nelts, 0);
+    ck_assert_int_eq(atr_sub_due(&ids, &versions, db, now + apr_time_from_sec(2), apr_time_from_sec(60), 10, pool),
+                     APR_SUCCESS);
+    ck_assert_int_eq(ids->nelts, 1);
+    /* delivered: nothing due, events counted */
+    ck_assert_int_eq(atr_sub_claim(&mine, db, "sub-1", "c3", now, apr_time_from_sec(60), pool), APR_SUCCESS);
+    ck_assert_int_eq(atr_sub_delivered(db, got, "c3", 2, pool), APR_SUCCESS);
+    ck_assert_int_eq(atr_sub_get(&got, db, "sub-1", pool), APR_SUCCESS);
+    ck_assert_int_eq(got->events, 1);
+    ck_assert_int_eq(got->attempts, 0);
+    ck_assert_int_eq(got->notified_version, 2);
+    ck_assert_int_eq(atr_sub_due(&ids, &versions, db, now + apr_time_from_sec(10), apr_time_from_sec(60), 10, pool),
+                     APR_SUCCESS);
+    ck_assert_int_eq(ids->nelts, 0);
+}
+END_TEST
+
 Suite *recon_suite(void)
 {
     Suite *s = suite_create("recon");
@@ -321,11 +442,14 @@ Suite *recon_suite(void)
     tcase_add_test(tc, test_remove_and_status_combinations);
     tcase_add_test(tc, test_param_values);
     tcase_add_test(tc, test_new_group);
+    tcase_add_test(tc, test_subscription_parse);
+    tcase_add_test(tc, test_subscription_notification);
     suite_add_tcase(s, tc);
     tc = tcase_create("store");
     tcase_add_checked_fixture(tc, setup_store, teardown_store);
     tcase_add_test(tc, test_draft_flow);
     tcase_add_test(tc, test_open_remove);
+    tcase_add_test(tc, test_subscription_due_and_retries);
     suite_add_tcase(s, tc);
     return s;
 }
