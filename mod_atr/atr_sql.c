@@ -244,6 +244,56 @@ static const atr_sql_stmt_t statements[] = {
       " OR (state = 'deleted' AND heartbeat < %lld) ORDER BY id LIMIT %d" },
     { "atr_job_remove", "DELETE FROM atr_export_job WHERE id = %s" },
 
+    /* reconciliation (atr_recon_store.c): who created a Group; resources whose stored body
+     * contains a string (narrowed in SQL, checked on the parsed body); one member's entries */
+    { "atr_rec_owner_insert",
+      "INSERT INTO atr_rec_owner (group_id, client_id, created) VALUES (%s, %s, %lld) ON CONFLICT DO NOTHING" },
+    { "atr_rec_owner_get", "SELECT 1 FROM atr_rec_owner WHERE group_id = %s AND client_id = %s" },
+    { "atr_rec_find_like",
+      "SELECT c.id, r.body FROM atr_current c JOIN atr_resource r ON r.rtype = c.rtype AND r.id = c.id"
+      " AND r.version = c.version WHERE c.rtype = %s AND c.deleted = 0 AND r.body LIKE %s ESCAPE '\\'"
+      " ORDER BY c.id LIMIT %d" },
+    { "atr_rec_mem_by_entity",
+      "SELECT body FROM atr_group_member WHERE group_id = %s AND version = %d AND entity_ref = %s ORDER BY seq" },
+    /* roster apply: coverage references that name no current Coverage */
+    { "atr_rec_ros_cov_unknown",
+      "SELECT r.line, r.coverage_ref FROM atr_roster_row r WHERE r.coverage_ref IS NOT NULL AND NOT EXISTS"
+      " (SELECT 1 FROM atr_current c WHERE c.rtype = 'Coverage' AND c.id = substr(r.coverage_ref, 10)"
+      " AND c.deleted = 0) ORDER BY r.line LIMIT %d" },
+    { "atr_rec_ros_cov_unknown_count",
+      "SELECT COUNT(*) FROM atr_roster_row r WHERE r.coverage_ref IS NOT NULL AND NOT EXISTS"
+      " (SELECT 1 FROM atr_current c WHERE c.rtype = 'Coverage' AND c.id = substr(r.coverage_ref, 10)"
+      " AND c.deleted = 0)" },
+
+    /* list-change Subscriptions (atr_subscription.c); times are ms since the epoch */
+    { "atr_sub_get",
+      "SELECT id, client_id, group_id, endpoint, headers, base_url, status, body, notified_version, events,"
+      " attempts, error FROM atr_sub_subscription WHERE id = %s" },
+    { "atr_sub_insert",
+      "INSERT INTO atr_sub_subscription (id, client_id, group_id, endpoint, headers, base_url, status, body,"
+      " notified_version, created, updated) VALUES (%s, %s, %s, %s, %s, %s, 'active', %s, %d, %lld, %lld)" },
+    { "atr_sub_update",
+      "UPDATE atr_sub_subscription SET group_id = %s, endpoint = %s, headers = %s, base_url = %s,"
+      " status = 'active', body = %s, notified_version = %d, attempts = 0, next_try = 0, error = NULL,"
+      " updated = %lld WHERE id = %s AND client_id = %s" },
+    /* active Subscriptions whose Group has a version above the one last notified, due now
+     * and not claimed by a running attempt (args: now, stale limit, limit) */
+    { "atr_sub_due",
+      "SELECT s.id, c.version FROM atr_sub_subscription s JOIN atr_current c ON c.rtype = 'Group'"
+      " AND c.id = s.group_id WHERE s.status = 'active' AND c.version > s.notified_version"
+      " AND s.next_try <= %lld AND (s.claim IS NULL OR s.claimed_at < %lld) ORDER BY s.next_try LIMIT %d" },
+    /* one attempt at a time; a claim older than the stale limit is taken over (args: claim,
+     * now, id, stale limit) */
+    { "atr_sub_claim",
+      "UPDATE atr_sub_subscription SET claim = %s, claimed_at = %lld WHERE id = %s AND status = 'active'"
+      " AND (claim IS NULL OR claimed_at < %lld)" },
+    { "atr_sub_delivered",
+      "UPDATE atr_sub_subscription SET notified_version = %d, events = events + 1, attempts = 0, next_try = 0,"
+      " error = NULL, claim = NULL, claimed_at = 0 WHERE id = %s AND claim = %s" },
+    { "atr_sub_failed",
+      "UPDATE atr_sub_subscription SET attempts = attempts + 1, next_try = %lld, error = %s, status = %s,"
+      " claim = NULL, claimed_at = 0 WHERE id = %s AND claim = %s" },
+
     { NULL, NULL }
 };
 

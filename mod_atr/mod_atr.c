@@ -20,6 +20,7 @@
 #include "mod_atr_config.h"
 #include "mod_atr_fhir.h"
 #include "mod_atr_export_worker.h"
+#include "mod_atr_notify.h"
 
 static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_open) *dbd_open;
@@ -296,6 +297,8 @@ static void atr_register_hooks(apr_pool_t *p)
     ap_hook_post_config(atr_post_config, NULL, before_dbd, APR_HOOK_MIDDLE);
     ap_hook_child_init(atr_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(atr_fhir_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(atr_notify_post_config, NULL, NULL, APR_HOOK_MIDDLE + 1);
+    ap_hook_child_init(atr_notify_child_init, NULL, NULL, APR_HOOK_MIDDLE + 1);
 }
 
 /* not AP_DECLARE_MODULE: mod_atr.h already says APLOG_USE_MODULE(atr) */

@@ -34,6 +34,7 @@ static const atr_srv_conf_t srv_defaults = {
     86400,   /* export_retention */
     30,      /* export_stale_after */
     2,       /* export_poll_interval */
+    0,       /* sub_allow_loopback_http */
 };
 
 #define MERGE_PTR(f) n->f = add->f ? add->f : base->f
@@ -80,6 +81,7 @@ void *atr_srv_conf_create(apr_pool_t *p, server_rec *s)
     c->export_retention = -1;
     c->export_stale_after = -1;
     c->export_poll_interval = -1;
+    c->sub_allow_loopback_http = -1;
     return c;
 }
 
@@ -105,6 +107,7 @@ void *atr_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE_INT(export_retention);
     MERGE_INT(export_stale_after);
     MERGE_INT(export_poll_interval);
+    MERGE_INT(sub_allow_loopback_http);
     return n;
 }
 
@@ -251,6 +254,16 @@ static const char *set_jwks_loopback(cmd_parms *cmd, void *dconf, int on)
     return NULL;
 }
 
+static const char *set_sub_loopback(cmd_parms *cmd, void *dconf, int on)
+{
+    const char *err;
+    atr_srv_conf_t *c = global_conf(cmd, &err);
+    (void)dconf;
+    if (err) return err;
+    c->sub_allow_loopback_http = on ? 1 : 0;
+    return NULL;
+}
+
 #define SRV_OFF(f) (void *)APR_OFFSETOF(atr_srv_conf_t, f)
 
 const command_rec atr_cmds[] = {
@@ -298,6 +311,8 @@ const command_rec atr_cmds[] = {
                   "largest _count honoured (default 1000)"),
     AP_INIT_TAKE1("ATRMemberPageSize", set_member_page_size, NULL, RSRC_CONF,
                   "store rows per page when streaming Group members (default 1000)"),
+    AP_INIT_FLAG("ATRSubscriptionAllowLoopbackHTTP", set_sub_loopback, NULL, RSRC_CONF,
+                 "On: Subscription rest-hook endpoints may be plain http on a loopback host (tests)"),
     { NULL }
 };
 
@@ -424,6 +439,7 @@ apr_off_t atr_conf_export_max_file_size(server_rec *s) { return (apr_off_t)SRV_I
 int atr_conf_export_retention(server_rec *s) { return SRV_INT(export_retention); }
 int atr_conf_export_stale_after(server_rec *s) { return SRV_INT(export_stale_after); }
 int atr_conf_export_poll_interval(server_rec *s) { return SRV_INT(export_poll_interval); }
+int atr_conf_sub_allow_loopback_http(server_rec *s) { return SRV_INT(sub_allow_loopback_http); }
 
 /* One of each per process: the directives are server-wide, so every server_rec shares them. */
 static atr_registry_t *rt_registry;

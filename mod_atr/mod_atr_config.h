@@ -37,6 +37,8 @@ typedef struct atr_srv_conf_t {
     int export_retention;       /* ATRExportRetention, s (-1: unset) */
     int export_stale_after;     /* ATRExportStaleAfter, s (-1: unset) */
     int export_poll_interval;   /* ATRExportPollInterval, s (-1: unset) */
+    /* subscriptions (issue 5); server-wide */
+    int sub_allow_loopback_http; /* ATRSubscriptionAllowLoopbackHTTP (-1: unset) */
 } atr_srv_conf_t;
 
 extern const command_rec atr_cmds[];
@@ -83,6 +85,7 @@ apr_off_t atr_conf_export_max_file_size(server_rec *s);
 int atr_conf_export_retention(server_rec *s);       /* s */
 int atr_conf_export_stale_after(server_rec *s);     /* s */
 int atr_conf_export_poll_interval(server_rec *s);   /* s */
+int atr_conf_sub_allow_loopback_http(server_rec *s);
 
 /* Per-process objects made at startup (mod_atr.c): the registry handle (per child, NULL
  * when not configured or not created), the token key (NULL when not loaded), the JWKS cache. */

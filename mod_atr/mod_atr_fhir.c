@@ -26,6 +26,7 @@
 #include "mod_atr_auth.h"
 #include "mod_atr_authz.h"
 #include "mod_atr_bulk.h"
+#include "mod_atr_recon.h"
 
 #define ALLOW_READ "GET, HEAD"
 
@@ -491,6 +492,8 @@ static int route(fhir_req_t *fr, const char *path)
         return atr_bulk_file(r, fr->az, APR_ARRAY_IDX(seg, 1, const char *),
                              APR_ARRAY_IDX(seg, 2, const char *));
     }
+    /* Group creation, reconciliation operations, Subscriptions (docs/reconciliation.md) */
+    if (atr_recon_route(r, fr->base, fr->az, seg) != DECLINED) return OK;
     if (!atr_fhir_is_type(type)) {
         return atr_http_oo(r, HTTP_NOT_FOUND, "not-supported", NULL,
                            "resource type '%s' is not served here", type);
