@@ -372,7 +372,7 @@ static void render_form(adm_t *a, form_t *f, int is_new)
     }
     if (f->url_keys) keys_table(a, "Keys found at the JWKS URL", f->url_keys);
     if (f->inline_keys) keys_table(a, "Keys in the pasted JWKS", f->inline_keys);
-    admin_out_fmt(a->out, "<form method=\"post\" action=\"%s%s\" id=\"consumer-form\">", H(a->base), H(action));
+    admin_out_fmt(a->out, "<form method=\"post\" action=\"%s%s\" id=\"consumer-form\" novalidate>", H(a->base), H(action));
     csrf_field(a);
     admin_out_fmt(a->out,
         "<p><label for=\"client_id\">Client id (generated)</label> "
@@ -883,8 +883,15 @@ static int read_body(adm_t *a)
     size_t got = 0;
 
     if (n < 0 || (apr_size_t)n > a->conf->max_body) {
-        problem("ATR00905: request body of %s bytes refused (limit %lu)", cl, (unsigned long)a->conf->max_body);
+        audit(a, "ATR00905: request body of %" APR_INT64_T_FMT " bytes refused (limit %lu)", n,
+              (unsigned long)a->conf->max_body);
         error_page(a, 413, "Too large", "The form is larger than this server accepts.");
+        /* Drain what httpd passes (bounded by its LimitRequestBody): a client still sending
+         * when we answer would otherwise see a reset connection instead of this page. */
+        {
+            char sink[8192];
+            while (fread(sink, 1, sizeof(sink), stdin) > 0) {}
+        }
         return 0;
     }
     if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33)) {
@@ -918,7 +925,7 @@ static void route(adm_t *a)
     if (post) {
         if (!read_body(a)) return;
         if (!admin_csrf_check(a->csrf_key, a->csrf_klen, a->user, admin_param(a->form, "csrf"), a->p)) {
-            problem("ATR00906: POST %s by %s without a valid CSRF token refused", path, a->user);
+            audit(a, "ATR00906: POST %s without a valid CSRF token refused", admin_url_enc(path, a->p));
             error_page(a, 403, "Form expired",
                        "This form has expired or did not come from this site (no valid CSRF token). "
                        "Nothing was changed; go back, reload the page and try again.");

@@ -78,7 +78,8 @@ atr_hand_to_httpd_user() {
 # LDAP_URI (default ldap://127.0.0.1:3890/), bound as ATR_LDAP_READER with the password in
 # PASSWORD_FILE (default STATE_DIR/registry.secret); access tokens are signed with
 # TOKEN_KEY_FILE (default STATE_DIR/token.key). Export files go to STATE_DIR/export (made
-# here, handed to httpd's user).
+# here, handed to httpd's user). @ADMIN@ becomes $ATR_ADMIN_INCLUDE (the admin form's Include
+# line, see atr_admin_setup) or nothing.
 atr_write_httpd_conf() {
     local dir="$1" port="$2" db="$3" extra="$4" user_group=""
     local ldap_uri="${5:-ldap://127.0.0.1:3890/}" pw_file="${6:-$1/registry.secret}"
@@ -94,6 +95,7 @@ atr_write_httpd_conf() {
         -e "s|@LDAP_URI@|$ldap_uri|g" -e "s|@LDAP_BASE@|$ATR_LDAP_CLIENTS|g" \
         -e "s|@LDAP_BIND_DN@|$ATR_LDAP_READER|g" -e "s|@LDAP_PW_FILE@|$pw_file|g" \
         -e "s|@TOKEN_KEY@|$token_key|g" -e "s|@EXPORT_DIR@|$dir/export|g" -e "s|@EXTRA@|$extra|g" \
+        -e "s|@ADMIN@|${ATR_ADMIN_INCLUDE:-}|g" \
         "$ATR_TOP/conf/httpd-demo.conf.in" > "$dir/httpd.conf"
 }
 
