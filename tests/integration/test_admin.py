@@ -1,9 +1,10 @@
 """The admin web form (admin-cgi, issue 6) in real headless Chromium against the real httpd
 (mod_cgid, mod_authnz_ldap), the CGI, slapd and an SQLite store.
 
-Module fixtures: a store of its own (export jobs of another httpd on a shared store would
-write files elsewhere), staff accounts in the session slapd (``alice`` is in the admin group,
-``bob`` is not), an httpd serving /fhir and /atr-admin, and one Chromium signed in as alice.
+Module fixtures: a store and a slapd of its own (export jobs of another httpd on a shared
+store would write files elsewhere; the Consumers registered here must not show up in other
+tests' directory searches), staff accounts in it (``alice`` is in the admin group, ``bob`` is
+not), an httpd serving /fhir and /atr-admin, and one Chromium signed in as alice.
 Screenshots of every page visited: ``<workdir>/admin-artifacts/*.png`` (the workdir is kept
 when a test fails, or always with ATR_KEEP_TEST_DIR=1).
 """
@@ -20,7 +21,7 @@ import requests
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 
-from harness import Httpd, Store
+from harness import AtrSlapd, Httpd, Store
 from harness.browser import AdminSite, Browser, add_staff
 from harness.consumers import Consumer, Consumers, new_key, public_jwk
 
@@ -40,6 +41,17 @@ def admin_store(workdir):
     with open(os.path.join(s.directory, 'demo', 'Group.ndjson'), encoding='utf-8') as f:
         s.groups = {g['id']: g for g in (json.loads(line) for line in f if line.strip())}
     return s
+
+
+@pytest.fixture(scope='module')
+def slapd(workdir):
+    """This module's own directory (shadows the session fixture of conftest.py)."""
+    d = workdir / 'admin-slapd'
+    d.mkdir()
+    server = AtrSlapd(str(d))
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope='module')
