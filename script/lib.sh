@@ -446,6 +446,7 @@ ScriptAlias /atr-admin "$adm/atr-admin"
     AuthLDAPGroupAttribute member
     AuthLDAPGroupAttributeIsDN on
     Require ldap-group cn=atr-admins,ou=groups,$ATR_LDAP_SUFFIX
+    AuthzSendForbiddenOnFailure On
     LimitRequestBody 1048576
 </Location>
 CONF

@@ -12,6 +12,7 @@ import html
 import json
 import os
 import re
+import subprocess
 import time
 import uuid
 
@@ -22,7 +23,7 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 
 from harness import AtrSlapd, Httpd, Store
-from harness.browser import AdminSite, Browser, add_staff
+from harness.browser import ADMIN_CGI, AdminSite, Browser, add_staff
 from harness.consumers import Consumer, Consumers, new_key, public_jwk
 
 ADMIN, ADMIN_PW = 'alice', 'alice-pw-1'
@@ -152,9 +153,10 @@ def test_non_admin_is_refused_by_httpd(site, admin_httpd):
     for method, path in (('GET', '/'), ('GET', '/new'), ('POST', '/new')):
         r = requests.request(method, site.base_url + path, auth=(OTHER, OTHER_PW), timeout=30,
                              data={'client_id': 'x'} if method == 'POST' else None)
-        # A valid account outside the admin group: httpd answers 401 (authz failed,
-        # AuthzLDAPAuthoritative) before the CGI runs, so nothing of the form is served.
-        assert r.status_code in (401, 403), r.status_code
+        # A valid account outside the admin group: httpd answers 403 (Require ldap-group,
+        # AuthzSendForbiddenOnFailure On) before the CGI runs: nothing of the form is served.
+        assert r.status_code == 403, r.status_code
+        assert 'Forbidden' in r.text
         assert 'signed-in-user' not in r.text and 'csrf' not in r.text
     assert site.audit_lines() == before
 
@@ -484,3 +486,14 @@ def test_oversized_form_is_refused(staff, site):
     r = staff.post(site.base_url + '/new', timeout=30,
                    data={'csrf': token, 'description': 'x' * 300000})
     assert r.status_code == 413
+
+
+def test_cgi_without_remote_user_fails_closed(site):
+    # httpd misconfigured (no authentication on /atr-admin): the program itself refuses.
+    env = {'REQUEST_METHOD': 'GET', 'PATH_INFO': '/', 'SCRIPT_NAME': '/atr-admin',
+           'ATR_ADMIN_CONF': site.conf_path, 'PATH': '/usr/bin:/bin'}
+    p = subprocess.run([ADMIN_CGI], env=env, capture_output=True, timeout=30)
+    assert p.returncode == 0
+    assert p.stdout.startswith(b'Status: 403 Forbidden\r\n')
+    assert b'Sign-in is required.' in p.stdout and b'csrf' not in p.stdout
+    assert b'ATR00907' in p.stderr

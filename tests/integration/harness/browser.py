@@ -112,6 +112,7 @@ class AdminSite:
             '    AuthLDAPGroupAttribute member',
             '    AuthLDAPGroupAttributeIsDN on',
             '    Require ldap-group %s' % group_dn,
+            '    AuthzSendForbiddenOnFailure On',
             '    LimitRequestBody 1048576',
             '</Location>', ''])
         self._write(self.httpd_snippet, snippet.encode(), 0o644, None)
