@@ -75,6 +75,7 @@ class Httpd:
         self.access_log = os.path.join(directory, 'access_log')
         self.pid_file = os.path.join(directory, 'httpd.pid')
         self.extra = ''
+        self.admin_conf = ''    # what replaces @ADMIN@ (harness/browser.py sets an Include line)
         self.checked_upto = 0   # error-log offset up to which read_new_log() has returned
         self.session = requests.Session()
         self.user = 'www-data' if os.geteuid() == 0 else None
@@ -118,6 +119,7 @@ class Httpd:
                            ('@LDAP_PW_FILE@', self.ldap_pw_file),
                            ('@TOKEN_KEY@', self.token_key_file),
                            ('@EXPORT_DIR@', self.export_dir),
+                           ('@ADMIN@', self.admin_conf),
                            ('@EXTRA@', self.TEST_DIRECTIVES + extra)):
             text = text.replace(key, value)
         with open(self.conf_path, 'w', encoding='utf-8') as f:
