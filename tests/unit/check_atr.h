@@ -13,4 +13,5 @@ Suite *export_suite(void);
 Suite *roster_suite(void);
 Suite *bulk_params_suite(void);
 Suite *job_suite(void);
+Suite *consumer_suite(void);
 #endif
