@@ -61,8 +61,8 @@ static void fetch_usage(FILE *f)
         "usage: atrctl fetch --base URL --client-id ID --key KEY.pem [--kid KID] [--alg RS384|ES384]\n"
         "                    [--npi N] [--tin T] [--contract SYSTEM|VALUE] [--group ID]...\n"
         "                    [--since INSTANT] [--type T,...] --out DIR [--scope S]\n"
-        "                    [--parallel N] [--limit-rate BYTES] [--max-wait S] [--timeout S]\n"
-        "                    [--restart] [--allow-http]\n\n"
+        "                    [--parallel N] [--max-wait S] [--timeout S] [--restart] [--allow-http]\n"
+        "\n"
         "As a Consumer (SMART Backend Services client), gets Member Attribution Lists from a\n"
         "Producer: reads URL/.well-known/smart-configuration, signs a client assertion with\n"
         "KEY.pem (RS384 for RSA, ES384 for P-384 keys; kid defaults to the key's RFC 7638\n"
@@ -188,6 +188,23 @@ static void state_discard(const char *dir, json_t *state, apr_pool_t *p)
 
 /* ---- one Group ---- */
 
+static apr_status_t remove_targets(const char *dir, json_t *manifest, apr_pool_t *p)
+{
+    apr_array_header_t *files = NULL;
+    const char *err = NULL;
+    int req, i;
+
+    if (atr_consumer_manifest_files(&files, &req, manifest, &err, p) != APR_SUCCESS) return APR_SUCCESS;
+    for (i = 0; i < files->nelts; i++) {
+        atr_consumer_file_t *f = &APR_ARRAY_IDX(files, i, atr_consumer_file_t);
+        apr_status_t rv = apr_file_remove(apr_pstrcat(p, dir, "/", f->name, NULL), p);
+        if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv)) return rv;
+        rv = apr_file_remove(apr_pstrcat(p, dir, "/", f->name, ".part", NULL), p);
+        if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv)) return rv;
+    }
+    return APR_SUCCESS;
+}
+
 static apr_status_t write_manifest(const char *dir, json_t *manifest, apr_array_header_t *files, apr_pool_t *p)
 {
     json_t *m = atr_json_pool_own(json_deep_copy(manifest), p);
@@ -273,6 +290,12 @@ static int fetch_group(json_t **psummary, fetch_t *ft, atr_consumer_t *c, const 
             continue;
         }
         if (rv != APR_SUCCESS) goto fail;
+        /* files of an earlier fetch into this directory must not pass for this export's */
+        if (remove_targets(dir, manifest, p) != APR_SUCCESS) {
+            clear_progress(ft);
+            fprintf(stderr, "atrctl fetch: cannot replace the files of an earlier fetch in %s\n", dir);
+            return ATRCTL_EXIT_FAIL;
+        }
         json_object_set(state, "manifest", manifest);
         if (state_write(dir, state, p) != APR_SUCCESS) {
             clear_progress(ft);
@@ -371,7 +394,7 @@ int atrctl_cmd_fetch(atrctl_ctx_t *ctx, int argc, const char *const *argv)
         if (strcmp(a, "--base") && strcmp(a, "--client-id") && strcmp(a, "--key") && strcmp(a, "--kid")
             && strcmp(a, "--alg") && strcmp(a, "--npi") && strcmp(a, "--tin") && strcmp(a, "--contract")
             && strcmp(a, "--group") && strcmp(a, "--since") && strcmp(a, "--type") && strcmp(a, "--out")
-            && strcmp(a, "--scope") && strcmp(a, "--parallel") && strcmp(a, "--limit-rate")
+            && strcmp(a, "--scope") && strcmp(a, "--parallel")
             && strcmp(a, "--max-wait") && strcmp(a, "--timeout")) {
             return usage_error(apr_psprintf(p, "unknown argument %s", a));
         }
@@ -432,7 +455,6 @@ int atrctl_cmd_fetch(atrctl_ctx_t *ctx, int argc, const char *const *argv)
                                                 strcmp(a, "--parallel") ? "" : " up to 32"));
             }
             if (!strcmp(a, "--parallel")) ft.parallel = (int)n;
-            else if (!strcmp(a, "--limit-rate")) ft.opts.limit_rate = n;
             else if (!strcmp(a, "--max-wait")) ft.max_wait = apr_time_from_sec(n);
             else ft.opts.timeout = (long)n;
         }

@@ -319,7 +319,6 @@ apr_status_t atr_consumer_create(atr_consumer_t **pc, const atr_consumer_opts_t 
     c->scope = opts->scope ? opts->scope : "system/*.read";
     c->allow_http = opts->allow_http;
     c->timeout = opts->timeout > 0 ? opts->timeout : 60;
-    c->limit_rate = opts->limit_rate;
     c->progress = opts->progress;
     c->progress_baton = opts->progress_baton;
     if (EVP_PKEY_is_a(c->key, "RSA")) c->alg = ATR_JOSE_RS384;

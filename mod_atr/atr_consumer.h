@@ -52,7 +52,6 @@ typedef struct atr_consumer_opts_t {
     const char *scope;          /* NULL: v1 read scope on every type, system/[*].read */
     int allow_http;             /* http:// allowed to hosts other than loopback (never by default) */
     long timeout;               /* s, connect and non-download requests (default 60) */
-    apr_int64_t limit_rate;     /* bytes/s per download, 0: unlimited */
     atr_consumer_progress_fn *progress;
     void *progress_baton;
 } atr_consumer_opts_t;

@@ -172,7 +172,6 @@ static apr_status_t start(xfer_t **px, atr_consumer_t *c, CURLM *multi, atr_cons
     curl_easy_setopt(x->curl, CURLOPT_MAXREDIRS, 5L);
     curl_easy_setopt(x->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(x->curl, CURLOPT_LOW_SPEED_TIME, c->timeout);
-    if (c->limit_rate > 0) curl_easy_setopt(x->curl, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)c->limit_rate);
     curl_easy_setopt(x->curl, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(x->curl, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(x->curl, CURLOPT_HEADERFUNCTION, atr_consumer_on_header);

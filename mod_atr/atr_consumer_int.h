@@ -14,7 +14,6 @@ struct atr_consumer_t {
     const char *scope;
     int allow_http;
     long timeout;
-    apr_int64_t limit_rate;
     atr_consumer_progress_fn *progress;
     void *progress_baton;
     const char *token_endpoint;
