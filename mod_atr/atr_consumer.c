@@ -579,13 +579,15 @@ apr_status_t atr_consumer_find_groups(apr_array_header_t **pids, atr_consumer_t 
     url = apr_pstrcat(p, c->base, "/Group?identifier:of-type=",
                       form_escape(apr_pstrcat(p, SYS_V2_0203 "|", type_code, "|", value, NULL), p),
                       "&_summary=true&_count=100", NULL);
-    err2 = *perr;
+    err2 = *perr;    /* set when the STU2 form was refused */
+    *perr = NULL;
     if ((rv = search_pages(ids, &refused, c, url, perr, p)) != APR_SUCCESS) return rv;
     if (refused && err2) {
+        /* neither form is understood: that is the server's problem, not "no Group" */
         *perr = apr_pstrcat(p, err2, "; ", *perr, NULL);
         return atr_consumer_fail(c, ATR_CONSUMER_E_SERVER, APR_EGENERAL);
     }
-    if (refused) return APR_SUCCESS;  /* STU2 found nothing, STU1 not supported: nothing */
+    *perr = NULL;    /* one form worked; what it found (maybe nothing) is the answer */
     return APR_SUCCESS;
 }
 

@@ -156,7 +156,7 @@ class OtherProducer:
     the first poll, a failed export (500), a file that loses its last line."""
 
     def __init__(self, upstream, throttle=True, fail_export=False, truncate=None,
-                 reject_first_file=False, cut_first_file=None):
+                 reject_first_file=False, cut_first_file=None, never_done=False):
         self.upstream = upstream
         self.port = free_port()
         self.root = "http://127.0.0.1:%d" % self.port
@@ -166,6 +166,7 @@ class OtherProducer:
         self.truncate = truncate
         self.reject_first_file = reject_first_file
         self.cut_first_file = cut_first_file     # "drop" or "stall" after half of the first file
+        self.never_done = never_done               # status answers 202 forever
         self.stalled = threading.Event()
         self.release = threading.Event()
         self.seen = []
@@ -252,6 +253,8 @@ class OtherProducer:
             n = self.note("poll")
             if n == 1 and self.throttle:
                 return self.send(h, 429, self.oo("throttled", "too soon"), {"Retry-After": "1"})
+            if self.never_done:
+                return self.send(h, 202, b"", {"Retry-After": "1", "X-Progress": "still working"})
             if self.fail_export:
                 return self.send(h, 500, self.oo("exception", "the export failed: disk full"),
                                  {"Content-Type": "application/fhir+json"})
@@ -431,11 +434,23 @@ def test_fetch_by_tin_with_types_and_since(fetcher, store, tmp_path):
 
 def test_fetch_by_contract_entitled_through_contract(consumers, httpd, store, tmp_path, tmp_path_factory):
     """A Consumer entitled to grp-1 only through its contract id finds it by contract."""
-    f = make_fetcher(consumers, httpd, tmp_path_factory, contracts=(CONTRACT_SYSTEM + "|CTR-1",))
+    contract = CONTRACT_SYSTEM + "|CTR-1"
+    f = make_fetcher(consumers, httpd, tmp_path_factory, contracts=(contract,))
+    # other suites may load more Groups of this contract (renamed demo data): all are found
+    r = f.consumer.get("/Group", params={"identifier": contract, "_summary": "true", "_count": "100"})
+    assert r.status_code == 200
+    expected = sorted("Group/" + e["resource"]["id"] for e in r.json().get("entry", []))
+    assert "Group/" + GROUP in expected
     out = tmp_path / "out"
-    s = summary(f.run("--contract", CONTRACT_SYSTEM + "|CTR-1", "--out", out))
-    assert [g["group"] for g in s["groups"]] == ["Group/" + GROUP]
-    assert_same_as_store(out, store, GROUP, tmp_path)
+    s = summary(f.run("--contract", contract, "--type", "Group,Patient,Coverage", "--out", out))
+    assert sorted(g["group"] for g in s["groups"]) == expected
+    d = out if len(expected) == 1 else out / GROUP
+    manifest = json.loads((d / "manifest.json").read_text())
+    fetched = lines_by_type(d, [o["url"] for o in manifest["output"]])
+    ours = store_export(store, GROUP, tmp_path)
+    assert sorted(fetched) == ["Coverage", "Group", "Patient"]
+    for typ in fetched:
+        assert sorted(fetched[typ]) == sorted(ours[typ])
 
 
 def test_fetch_criteria_must_all_match(fetcher, tmp_path):
@@ -519,8 +534,28 @@ def test_dropped_connection_resumed_in_the_same_run(fetcher, other, store, tmp_p
     srv = other(throttle=False, cut_first_file="drop")
     out = tmp_path / "out"
     s = summary(fetcher.run("--group", GROUP, "--out", out, "--parallel", "2", base=srv.base))
-    assert [f["file"] for f in s["groups"][0]["files"] if f["resumed"]] == ["Group-1.ndjson"]
+    # with 2 downloads at once, either of the first two may be the one cut
+    assert len([f for f in s["groups"][0]["files"] if f["resumed"]]) == 1
     assert srv.count("file-range") == 1 and srv.count("file-206") == 1
+    assert_same_as_store(out, store, GROUP, tmp_path)
+
+
+def test_max_wait_then_resume_polling_then_restart(fetcher, other, store, tmp_path):
+    """--max-wait gives up (exit 6) but keeps the job; the next run polls that same job; with
+    --restart a new export is started."""
+    srv = other(throttle=False, never_done=True)
+    out = tmp_path / "out"
+    r = fetcher.run("--group", GROUP, "--out", out, "--max-wait", "2", base=srv.base)
+    assert r.returncode == 6, r.stderr
+    assert "not done after 2 s (--max-wait)" in r.stderr and "run again to resume" in r.stderr
+    assert json.loads((out / STATE).read_text())["statusUrl"].startswith(srv.root + "/jobs/")
+    assert srv.count("kickoff-export") == 1
+    r = fetcher.run("--group", GROUP, "--out", out, "--max-wait", "2", base=srv.base)
+    assert r.returncode == 6, r.stderr
+    assert srv.count("kickoff-export") == 1                    # the same job, polled again
+    srv.never_done = False
+    summary(fetcher.run("--group", GROUP, "--out", out, "--restart", base=srv.base))
+    assert srv.count("kickoff-export") == 2                    # --restart: a new job
     assert_same_as_store(out, store, GROUP, tmp_path)
 
 
