@@ -611,6 +611,18 @@ def test_progress_bar_only_on_a_terminal(fetcher, tmp_path):
     assert text.endswith("\r\x1b[K")        # the bar is cleared at the end
 
 
+def test_verbose_log_names_steps_never_secrets(fetcher, tmp_path):
+    """-vv logs every step with its tag, and never a token, an assertion or the key."""
+    a = fetcher.args("--group", GROUP, "--out", tmp_path / "out")
+    a.insert(1, "-vv")
+    r = subprocess.run(a, capture_output=True, text=True, timeout=300, env=clean_env())
+    assert r.returncode == 0, r.stderr
+    for tag in ("ATR00801", "ATR00802", "ATR00805", "ATR00810", "ATR00812"):
+        assert tag in r.stderr, tag
+    assert "eyJ" not in r.stderr and "eyJ" not in r.stdout          # no JWS of any kind
+    assert "PRIVATE KEY" not in r.stderr
+
+
 # ---------------------------------------------------------------- errors
 
 def test_usage_errors(fetcher, tmp_path):
