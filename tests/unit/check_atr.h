@@ -14,4 +14,5 @@ Suite *roster_suite(void);
 Suite *bulk_params_suite(void);
 Suite *job_suite(void);
 Suite *recon_suite(void);
+Suite *consumer_suite(void);
 #endif
