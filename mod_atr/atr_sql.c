@@ -282,11 +282,13 @@ static const atr_sql_stmt_t statements[] = {
       "SELECT s.id, c.version FROM atr_sub_subscription s JOIN atr_current c ON c.rtype = 'Group'"
       " AND c.id = s.group_id WHERE s.status = 'active' AND c.version > s.notified_version"
       " AND s.next_try <= %lld AND (s.claim IS NULL OR s.claimed_at < %lld) ORDER BY s.next_try LIMIT %d" },
-    /* one attempt at a time; a claim older than the stale limit is taken over (args: claim,
-     * now, id, stale limit) */
+    /* one attempt at a time; a claim older than the stale limit is taken over. The due
+     * condition is checked again here: another worker may have delivered (and released its
+     * claim) since this one read atr_sub_due. (args: claim, now, id, stale limit, now) */
     { "atr_sub_claim",
       "UPDATE atr_sub_subscription SET claim = %s, claimed_at = %lld WHERE id = %s AND status = 'active'"
-      " AND (claim IS NULL OR claimed_at < %lld)" },
+      " AND (claim IS NULL OR claimed_at < %lld) AND next_try <= %lld AND notified_version <"
+      " (SELECT c.version FROM atr_current c WHERE c.rtype = 'Group' AND c.id = atr_sub_subscription.group_id)" },
     { "atr_sub_delivered",
       "UPDATE atr_sub_subscription SET notified_version = %d, events = events + 1, attempts = 0, next_try = 0,"
       " error = NULL, claim = NULL, claimed_at = 0 WHERE id = %s AND claim = %s" },

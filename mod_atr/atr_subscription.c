@@ -232,14 +232,15 @@ apr_status_t atr_sub_due(apr_array_header_t **pids, apr_array_header_t **pversio
 apr_status_t atr_sub_claim(int *pmine, atr_db_t *db, const char *id, const char *claim, apr_time_t now,
                            apr_interval_time_t stale, apr_pool_t *p)
 {
-    const char *args[4];
+    const char *args[5];
     int n = 0;
     apr_status_t rv;
     args[0] = claim;
     args[1] = apr_psprintf(p, "%" APR_INT64_T_FMT, (apr_int64_t)apr_time_as_msec(now));
     args[2] = id;
     args[3] = apr_psprintf(p, "%" APR_INT64_T_FMT, (apr_int64_t)apr_time_as_msec(now - stale));
-    rv = atr_db_exec(db, &n, "atr_sub_claim", p, 4, args);
+    args[4] = args[1];
+    rv = atr_db_exec(db, &n, "atr_sub_claim", p, 5, args);
     *pmine = rv == APR_SUCCESS && n == 1;
     return rv;
 }

@@ -422,7 +422,15 @@ START_TEST(test_subscription_due_and_retries)
     ck_assert_int_eq(ids->nelts, 1);
     /* delivered: nothing due, events counted */
     ck_assert_int_eq(atr_sub_claim(&mine, db, "sub-1", "c3", now, apr_time_from_sec(60), pool), APR_SUCCESS);
+    ck_assert_int_eq(mine, 0);                 /* not due yet: the retry delay */
+    ck_assert_int_eq(atr_sub_claim(&mine, db, "sub-1", "c3", now + apr_time_from_sec(2), apr_time_from_sec(60),
+                                   pool), APR_SUCCESS);
+    ck_assert_int_eq(mine, 1);
     ck_assert_int_eq(atr_sub_delivered(db, got, "c3", 2, pool), APR_SUCCESS);
+    /* a worker that read the due list before this delivery must not deliver it again */
+    ck_assert_int_eq(atr_sub_claim(&mine, db, "sub-1", "c4", now + apr_time_from_sec(3), apr_time_from_sec(60),
+                                   pool), APR_SUCCESS);
+    ck_assert_int_eq(mine, 0);
     ck_assert_int_eq(atr_sub_get(&got, db, "sub-1", pool), APR_SUCCESS);
     ck_assert_int_eq(got->events, 1);
     ck_assert_int_eq(got->attempts, 0);
