@@ -130,7 +130,7 @@ apr_status_t atr_job_poll(int *pallowed, atr_db_t *db, const char *id, apr_time_
 apr_status_t atr_job_claim(atr_job_t **pjob, atr_db_t *db, const char *node, int max_running,
                            apr_time_t now, apr_interval_time_t stale_after, apr_pool_t *p)
 {
-    const char *claim, *stale, *args[9];
+    const char *claim, *stale, *max_attempts, *args[10];
     int n = 0;
     apr_status_t rv;
 
@@ -140,8 +140,11 @@ apr_status_t atr_job_claim(atr_job_t **pjob, atr_db_t *db, const char *node, int
     {
         atr_db_rows_t *rows;
         apr_dbd_row_t *row;
+        const char *cargs[2];
         int any = 0;
-        if ((rv = atr_db_select(&rows, db, "atr_job_claimable", p, 1, &stale)) != APR_SUCCESS) return rv;
+        cargs[0] = stale;
+        cargs[1] = max_attempts = apr_itoa(p, ATR_JOB_MAX_ATTEMPTS);
+        if ((rv = atr_db_select(&rows, db, "atr_job_claimable", p, 2, cargs)) != APR_SUCCESS) return rv;
         while (atr_db_next(&row, rows) == APR_SUCCESS) any = 1;
         if (!any) return APR_SUCCESS;
     }
@@ -150,11 +153,13 @@ apr_status_t atr_job_claim(atr_job_t **pjob, atr_db_t *db, const char *node, int
     args[1] = claim;
     args[2] = I64(p, ms(now));
     args[3] = stale;
-    args[4] = stale;
-    args[5] = node;
-    args[6] = stale;
-    args[7] = apr_itoa(p, max_running);
-    if ((rv = atr_db_exec(db, &n, "atr_job_claim", p, 8, args)) != APR_SUCCESS) return rv;
+    args[4] = max_attempts;
+    args[5] = stale;
+    args[6] = max_attempts;
+    args[7] = node;
+    args[8] = stale;
+    args[9] = apr_itoa(p, max_running);
+    if ((rv = atr_db_exec(db, &n, "atr_job_claim", p, 10, args)) != APR_SUCCESS) return rv;
     if (n != 1) return APR_SUCCESS;
     return read_job(pjob, db, "atr_job_by_claim", claim, p);
 }
@@ -223,23 +228,28 @@ apr_status_t atr_job_release(atr_db_t *db, const atr_job_t *job, apr_pool_t *p)
     return atr_db_exec(db, NULL, "atr_job_release", p, 2, args);
 }
 
-apr_status_t atr_job_fail_exhausted(int *pn, atr_db_t *db, apr_time_t now,
-                                    apr_interval_time_t stale_after, apr_interval_time_t retention,
-                                    apr_pool_t *p)
+apr_status_t atr_job_exhausted(apr_array_header_t **pjobs, atr_db_t *db, apr_time_t now,
+                               apr_interval_time_t stale_after, int limit, apr_pool_t *p)
 {
-    const char *args[5];
-    int n = 0;
+    const char *args[3];
+    atr_db_rows_t *rows;
+    apr_dbd_row_t *row;
+    apr_array_header_t *jobs = apr_array_make(p, 4, sizeof(atr_job_t *));
     apr_status_t rv;
 
-    args[0] = apr_psprintf(p, "the export was interrupted %d times (its worker process ended); "
-                           "start a new export", ATR_JOB_MAX_ATTEMPTS);
-    args[1] = I64(p, ms(now));
-    args[2] = I64(p, ms(now + retention));
-    args[3] = I64(p, ms(now - stale_after));
-    args[4] = apr_itoa(p, ATR_JOB_MAX_ATTEMPTS);
-    rv = atr_db_exec(db, &n, "atr_job_exhausted", p, 5, args);
-    if (pn) *pn = n;
-    return rv;
+    *pjobs = jobs;
+    args[0] = I64(p, ms(now - stale_after));
+    args[1] = apr_itoa(p, ATR_JOB_MAX_ATTEMPTS);
+    args[2] = apr_itoa(p, limit);
+    if ((rv = atr_db_select(&rows, db, "atr_job_exhausted", p, 3, args)) != APR_SUCCESS) return rv;
+    while ((rv = atr_db_next(&row, rows)) == APR_SUCCESS) {
+        atr_job_t *j = apr_pcalloc(p, sizeof(*j));
+        j->id = col_str(rows, row, 0, p);
+        j->claim = col_str(rows, row, 1, p);
+        j->state = "running";
+        if (j->id && j->claim) APR_ARRAY_PUSH(jobs, atr_job_t *) = j;
+    }
+    return rv == APR_EOF ? APR_SUCCESS : rv;
 }
 
 apr_status_t atr_job_delete(int *pfound, atr_db_t *db, const char *id, const char *client_id,

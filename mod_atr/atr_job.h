@@ -67,10 +67,11 @@ apr_status_t atr_job_fail(int *pmine, atr_db_t *db, const atr_job_t *job, const 
 /* Hand a running job back to the queue (the worker's httpd is stopping). */
 apr_status_t atr_job_release(atr_db_t *db, const atr_job_t *job, apr_pool_t *p);
 
-/* Fail the jobs whose workers died ATR_JOB_MAX_ATTEMPTS times. *pn: how many. */
-apr_status_t atr_job_fail_exhausted(int *pn, atr_db_t *db, apr_time_t now,
-                                    apr_interval_time_t stale_after, apr_interval_time_t retention,
-                                    apr_pool_t *p);
+/* Up to limit running jobs (atr_job_t *: id and claim) whose workers died
+ * ATR_JOB_MAX_ATTEMPTS times: no worker claims them again; the caller fails each with
+ * atr_job_fail and removes what its last attempt left. */
+apr_status_t atr_job_exhausted(apr_array_header_t **pjobs, atr_db_t *db, apr_time_t now,
+                               apr_interval_time_t stale_after, int limit, apr_pool_t *p);
 
 /* Mark the client's job deleted (BULK-DEL-01). *pfound = 0: no such job of this client. */
 apr_status_t atr_job_delete(int *pfound, atr_db_t *db, const char *id, const char *client_id,

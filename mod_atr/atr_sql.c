@@ -201,19 +201,20 @@ static const atr_sql_stmt_t statements[] = {
       "UPDATE atr_export_job SET last_poll = %lld WHERE id = %s AND last_poll <= %lld" },
     /* anything to claim? (a read, so idle workers never take the write lock) */
     { "atr_job_claimable",
-      "SELECT id FROM atr_export_job WHERE state = 'queued' OR (state = 'running' AND heartbeat < %lld)"
-      " LIMIT 1" },
+      "SELECT id FROM atr_export_job WHERE state = 'queued' OR (state = 'running' AND heartbeat < %lld"
+      " AND attempts < CAST(%d AS INTEGER)) LIMIT 1" },
     /* the oldest claimable job (queued, or running without heartbeat since the stale limit),
      * while this node runs fewer than max; the WHERE is repeated outside the subquery so
      * that two claimers racing for one row cannot both win. The CAST: sqlite3 binds every
      * parameter as text, and COUNT(*) (no column affinity) < '2' is always true there.
-     * args: node, claim, now, stale limit x 2, node, stale limit, max */
+     * A job whose workers died ATR_JOB_MAX_ATTEMPTS times is left to atr_job_exhausted_list.
+     * args: node, claim, now, (stale limit, max attempts) x 2, node, stale limit, max */
     { "atr_job_claim",
       "UPDATE atr_export_job SET state = 'running', node = %s, prev_claim = claim, claim = %s,"
       " heartbeat = %lld, attempts = attempts + 1, progress = 0"
       " WHERE id = (SELECT id FROM atr_export_job WHERE state = 'queued'"
-      " OR (state = 'running' AND heartbeat < %lld) ORDER BY created LIMIT 1)"
-      " AND (state = 'queued' OR (state = 'running' AND heartbeat < %lld))"
+      " OR (state = 'running' AND heartbeat < %lld AND attempts < CAST(%d AS INTEGER)) ORDER BY created LIMIT 1)"
+      " AND (state = 'queued' OR (state = 'running' AND heartbeat < %lld AND attempts < CAST(%d AS INTEGER)))"
       " AND (SELECT COUNT(*) FROM atr_export_job WHERE state = 'running' AND node = %s"
       " AND heartbeat >= %lld) < CAST(%d AS INTEGER)" },
     /* 0 rows: the job was deleted, or claimed again by another worker: stop */
@@ -230,10 +231,11 @@ static const atr_sql_stmt_t statements[] = {
     { "atr_job_release",
       "UPDATE atr_export_job SET state = 'queued', node = NULL, heartbeat = 0, attempts = attempts - 1"
       " WHERE id = %s AND claim = %s AND state = 'running'" },
-    /* jobs whose workers died too often: failed (args: error text, now, expires, stale limit, max) */
+    /* jobs whose workers died too often (args: stale limit, max attempts, limit); each is then
+     * failed by its claim (atr_job_failed) and its last attempt's leftovers removed */
     { "atr_job_exhausted",
-      "UPDATE atr_export_job SET state = 'failed', error_code = 'exception', error = %s, finished = %lld,"
-      " expires = %lld WHERE state = 'running' AND heartbeat < %lld AND attempts >= %d" },
+      "SELECT id, claim FROM atr_export_job WHERE state = 'running' AND heartbeat < %lld"
+      " AND attempts >= CAST(%d AS INTEGER) ORDER BY id LIMIT %d" },
     { "atr_job_delete",
       "UPDATE atr_export_job SET state = 'deleted', finished = %lld WHERE id = %s AND client_id = %s"
       " AND state <> 'deleted'" },

@@ -240,10 +240,21 @@ static void sweep(server_rec *s, atr_db_t *db, apr_pool_t *p)
     apr_status_t rv;
     int i, n = 0;
 
-    rv = atr_job_fail_exhausted(&n, db, now, stale, apr_time_from_sec(atr_conf_export_retention(s)), p);
-    if (rv == APR_SUCCESS && n > 0) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "ATR00769: %d export job(s) failed: interrupted "
-                     "%d times", n, ATR_JOB_MAX_ATTEMPTS);
+    if (atr_job_exhausted(&ids, db, now, stale, SWEEP_BATCH, p) == APR_SUCCESS) {
+        for (i = 0; i < ids->nelts; i++) {
+            atr_job_t *job = APR_ARRAY_IDX(ids, i, atr_job_t *);
+            int mine = 0;
+            rv = atr_job_fail(&mine, db, job, "exception", apr_psprintf(p, "the export was interrupted "
+                              "%d times (its worker process ended each time); start a new export",
+                              ATR_JOB_MAX_ATTEMPTS), now, apr_time_from_sec(atr_conf_export_retention(s)), p);
+            if (rv != APR_SUCCESS || !mine) continue;
+            n++;
+            /* no later attempt will clean up after the last one */
+            atr_job_rmtree(apr_pstrcat(p, atr_conf_export_dir(s), "/", job->id, "/", job->claim, NULL), p);
+            atr_export_forget(db, job->claim, p);
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "ATR00769: export %s failed: interrupted %d times",
+                         job->id, ATR_JOB_MAX_ATTEMPTS);
+        }
     }
     if ((rv = atr_job_expired(&ids, db, now, stale, SWEEP_BATCH, p)) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "ATR00770: cannot list expired export jobs: %s",

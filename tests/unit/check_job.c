@@ -200,6 +200,8 @@ END_TEST
 START_TEST(exhausted_attempts_fail_the_job)
 {
     const char *a = queue("c1", "g1", T0);
+    apr_array_header_t *jobs;
+    atr_job_t *job;
     apr_time_t t = T0;
     int i, n = 0;
 
@@ -207,9 +209,16 @@ START_TEST(exhausted_attempts_fail_the_job)
         t += SEC(40);
         ck_assert_ptr_nonnull(claim("n1", 1, t));
     }
-    ck_assert_int_eq(atr_job_fail_exhausted(&n, db, t + SEC(10), STALE, RETAIN, pool), APR_SUCCESS);
-    ck_assert_int_eq(n, 0);   /* the last attempt is not stale yet */
-    ck_assert_int_eq(atr_job_fail_exhausted(&n, db, t + SEC(40), STALE, RETAIN, pool), APR_SUCCESS);
+    ck_assert_int_eq(atr_job_exhausted(&jobs, db, t + SEC(10), STALE, 10, pool), APR_SUCCESS);
+    ck_assert_int_eq(jobs->nelts, 0);   /* the last attempt is not stale yet */
+    /* stale after its last attempt: nobody claims it again, the sweeper fails it */
+    ck_assert_ptr_null(claim("n1", 1, t + SEC(40)));
+    ck_assert_int_eq(atr_job_exhausted(&jobs, db, t + SEC(40), STALE, 10, pool), APR_SUCCESS);
+    ck_assert_int_eq(jobs->nelts, 1);
+    job = APR_ARRAY_IDX(jobs, 0, atr_job_t *);
+    ck_assert_str_eq(job->id, a);
+    ck_assert_str_eq(job->claim, get(a)->claim);
+    ck_assert_int_eq(atr_job_fail(&n, db, job, "exception", "interrupted", t + SEC(41), RETAIN, pool), APR_SUCCESS);
     ck_assert_int_eq(n, 1);
     ck_assert_str_eq(get(a)->state, "failed");
     ck_assert_str_eq(get(a)->error_code, "exception");
