@@ -44,10 +44,10 @@ Session fixtures
                       of :class:`harness.bulk.BulkClient` (a new registered Consumer each
                       time): ``kickoff``, ``run_export`` (kick-off → poll honouring
                       Retry-After → manifest), ``status``, ``download``, ``delete``, ``read``.
-    ``bulk_data``     demo data with ids prefixed ``bk`` (400 members, 2 contracts):
-                      ``.group``/``.group2`` (``bkgrp-1``/``bkgrp-2``), ``.files``,
+    ``bulk_data``     demo data with ids prefixed ``zk`` (400 members, 2 contracts):
+                      ``.group``/``.group2`` (``zkgrp-1``/``zkgrp-2``), ``.files``,
                       ``.reference[group]``: (summary, digests) of ``atrctl export``.
-    ``bulk_big_group`` a 200,000-member Group (ids prefixed ``bb``) and the ``atrctl export``
+    ``bulk_big_group`` a 200,000-member Group (ids prefixed ``zb``) and the ``atrctl export``
                       of it: ``.group``, ``.members``, ``.summary``, ``.digests``
                       ({type: (sha256, lines)}), for exports that must outlive a kill.
 
@@ -275,14 +275,17 @@ class _Dataset:
 
 @pytest.fixture(scope='session')
 def bulk_data(store, tmp_path_factory):
-    """Demo data with every id prefixed ``bk``: 400 members in 2 contracts, so two Groups
-    (``bkgrp-1`` with the odd members ``bkpat-1``, ``bkpat-3``, ..., ``bkgrp-2`` the even;
-    all 8 types are reachable from each; an export of one is about 570 kB)."""
+    """Demo data with every id prefixed ``zk`` (identifier values ``zk-``; contracts
+    ``zk-CTR-1``, ``zk-CTR-2``): 400 members in 2 contracts, so two Groups
+    (``zkgrp-1`` with the odd members ``zkpat-1``, ``zkpat-3``, ..., ``zkgrp-2`` the even;
+    all 8 types are reachable from each; an export of one is about 570 kB). The prefixes start
+    with ``z`` so that these ids sort after the session's demo ids (tests that take "the first
+    Practitioner" by id keep finding the session's)."""
     out = tmp_path_factory.mktemp('bulk-data')
-    _largest, _entries, files = load_renamed_demo(store, str(out), 'bk', 400, 13, 2)
+    _largest, _entries, files = load_renamed_demo(store, str(out), 'zk', 400, 13, 2)
     reference = {g: reference_export(store, g, str(out / ('reference-' + g)))
-                 for g in ('bkgrp-1', 'bkgrp-2')}
-    return _Dataset(group='bkgrp-1', group2='bkgrp-2', files=files, reference=reference)
+                 for g in ('zkgrp-1', 'zkgrp-2')}
+    return _Dataset(group='zkgrp-1', group2='zkgrp-2', files=files, reference=reference)
 
 
 BIG_MEMBERS = 200_000
@@ -290,10 +293,10 @@ BIG_MEMBERS = 200_000
 
 @pytest.fixture(scope='session')
 def bulk_big_group(store, tmp_path_factory):
-    """A 200,000-member Group (ids prefixed ``bb``; one contract) and the ``atrctl export`` of
+    """A 200,000-member Group (ids prefixed ``zb``; one contract) and the ``atrctl export`` of
     it: an export that takes seconds, long enough to kill or restart its worker mid-way."""
     out = tmp_path_factory.mktemp('bulk-big')
-    gid, members, _files = load_renamed_demo(store, str(out), 'bb', BIG_MEMBERS, 41, 1,
+    gid, members, _files = load_renamed_demo(store, str(out), 'zb', BIG_MEMBERS, 41, 1,
                                              keep_files=False)
     summary, digests = reference_export(store, gid, str(out / 'reference'), keep_files=False)
     return _Dataset(group=gid, members=members, summary=summary, digests=digests)

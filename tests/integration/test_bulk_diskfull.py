@@ -26,7 +26,7 @@ def test_disk_full_fails_cleanly(httpd_config, httpd, workdir, bulk_clients, bul
         httpd_config('ATRExportDir "%s"' % mnt)
         c = bulk_clients(groups=(bulk_data.group,))
         e = c.accepted(c.kickoff(bulk_data.group, EXPORT))
-        allow_errors(r"[Nn]o space left on device", re.escape(e.job))
+        allow_errors(r"No space left on device: .*export %s of Group/\S+ failed" % re.escape(e.job))
         r = c.poll(e, timeout=120)
         body = oo(r, 500)
         issue = body["issue"][0]

@@ -12,7 +12,7 @@ from harness.bulk import EXPORT, NDJSON, BulkClient, ndjson_lines, oo
 
 @pytest.fixture(scope="module")
 def done(bulk_clients, bulk_data):
-    """A finished export of bkgrp-1 (all types) and its client: (client, Export); the job is
+    """A finished export of zkgrp-1 (all types) and its client: (client, Export); the job is
     kept for the whole module (not deleted after the first test) and deleted at its end."""
     c = bulk_clients(groups=(bulk_data.group,))
     e = c.run_export(bulk_data.group)

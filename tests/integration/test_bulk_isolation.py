@@ -52,15 +52,15 @@ def test_two_clients_same_group_get_separate_jobs(bulk_clients, bulk_data, httpd
 
 
 def test_export_holds_only_the_groups_members(bulk_clients, bulk_data):
-    """BULK-KO-11, EXP-07: the export of bkgrp-1 has its members' Patients and none of
-    bkgrp-2's, although the client may read both Groups."""
+    """BULK-KO-11, EXP-07: the export of zkgrp-1 has its members' Patients and none of
+    zkgrp-2's, although the client may read both Groups."""
     c = bulk_clients(groups=(bulk_data.group, bulk_data.group2))
     e1 = c.run_export(bulk_data.group, EXPORT, query="_type=Patient")
     e2 = c.run_export(bulk_data.group2, EXPORT, query="_type=Patient")
     p1, p2 = _patients(c, e1), _patients(c, e2)
     assert p1 and p2 and not (p1 & p2)
-    assert all(int(p[len("bkpat-"):]) % 2 == 1 for p in p1)
-    assert all(int(p[len("bkpat-"):]) % 2 == 0 for p in p2)
+    assert all(int(p[len("zkpat-"):]) % 2 == 1 for p in p1)
+    assert all(int(p[len("zkpat-"):]) % 2 == 0 for p in p2)
 
 
 def test_disabled_client_gets_nothing(bulk_clients, bulk_data, consumers):

@@ -50,7 +50,7 @@ def gone_group(atrctl, tmp_path_factory):
     d = tmp_path_factory.mktemp("bulk-gone")
     _load(atrctl, d / "g.ndjson", [
         {"resourceType": "Group", "id": "bkgone-g", "type": "person", "actual": True,
-         "name": "Gone list", "member": [_member("bkpat-1", "bkcov-1")]}])
+         "name": "Gone list", "member": [_member("zkpat-1", "zkcov-1")]}])
     atrctl("delete", "Group/bkgone-g")
     return "bkgone-g"
 
@@ -201,7 +201,7 @@ def test_unsupported_parameter_is_400(client, bulk_data, name, value):
 
 def test_patient_in_get_is_400(client, bulk_data):
     """EXP-06, Bulk 2.0: `patient` is for POST only."""
-    refused(client.kickoff(bulk_data.group, query=[("patient", "Patient/bkpat-1")]), 400,
+    refused(client.kickoff(bulk_data.group, query=[("patient", "Patient/zkpat-1")]), 400,
             mentions=["patient"])
 
 
@@ -209,7 +209,7 @@ def test_patient_in_get_is_400(client, bulk_data):
     ("_type=Group,Patient,Coverage,GRoup", "GRoup", MIN_TYPES),
     ("_type=Group,Patient,Coverage&_type=Observation", "Observation", MIN_TYPES),
     ("_type=Patient", "Coverage", MIN_TYPES),
-    ("_type=Group,Patient,Coverage&patient=Patient/bkpat-1", "patient", MIN_TYPES),
+    ("_type=Group,Patient,Coverage&patient=Patient/zkpat-1", "patient", MIN_TYPES),
     ("_type=Group,Patient,Coverage&_typeFilter=Patient%3Factive%3Dtrue", "_typeFilter", MIN_TYPES),
     ("_type=Group,Patient,Coverage&_elements=id", "_elements", MIN_TYPES),
     ("_type=Group,Patient,Coverage&includeAssociatedData=LatestProvenanceResources",
@@ -320,7 +320,7 @@ def test_output_formats_accepted(client, bulk_data, fmt):
 
 
 @pytest.mark.parametrize("fmt", ["application/json", "application/fhir+json", "text/csv",
-                                 "NDJSON", ""])
+                                 "ndjson2", ""])
 def test_other_output_format_is_400(client, bulk_data, fmt):
     """BULK-KO-04: anything else → 400 naming `_outputFormat`."""
     refused(client.kickoff(bulk_data.group, query=[("_outputFormat", fmt)]), 400,
@@ -349,24 +349,24 @@ def test_patient_post_exports_only_those_members(client, bulk_data):
     reference that is not a member (another Group's member, an unknown Patient) is ignored
     and gets an OperationOutcome in the error file; the Group line is still the whole Group."""
     g = bulk_data.group
-    body = parameters(("_type", "Group,Patient,Coverage"), ("patient", "Patient/bkpat-1"),
-                      ("patient", "Patient/bkpat-3"), ("patient", "Patient/bkpat-2"),
+    body = parameters(("_type", "Group,Patient,Coverage"), ("patient", "Patient/zkpat-1"),
+                      ("patient", "Patient/zkpat-3"), ("patient", "Patient/zkpat-2"),
                       ("patient", "Patient/bk-no-such"))
     e = client.run_export(g, body=body)
-    assert ids_of(client, e, "Patient") == ["bkpat-1", "bkpat-3"]
-    assert ids_of(client, e, "Coverage") == ["bkcov-1", "bkcov-3"]
+    assert ids_of(client, e, "Patient") == ["zkpat-1", "zkpat-3"]
+    assert ids_of(client, e, "Coverage") == ["zkcov-1", "zkcov-3"]
     assert client.file_lines(e.outputs("Group")[0]["url"]) == [client.read("Group", g).content.strip()]
     outcomes = error_outcomes(client, e)
     assert len(outcomes) == 2, outcomes
     text = [json.dumps(o) for o in outcomes]
-    for ref in ("Patient/bkpat-2", "Patient/bk-no-such"):
+    for ref in ("Patient/zkpat-2", "Patient/bk-no-such"):
         assert sum(ref in t for t in text) == 1, (ref, text)
     for o in outcomes:
         assert o["issue"][0]["code"] == "not-found", o
     assert e.manifest["request"] == client.kickoff_url(g)
 
 
-@pytest.mark.parametrize("ref", ["bkpat-1", "Practitioner/bkprac-1", "Patient/", ""])
+@pytest.mark.parametrize("ref", ["zkpat-1", "Practitioner/zkprac-1", "Patient/", ""])
 def test_malformed_patient_reference_is_400(client, bulk_data, ref):
     """atr_bulk_params.h: a `patient` that is not `Patient/<id>` → 400 invalid."""
     refused(client.kickoff(bulk_data.group, body=parameters(("patient", ref))), 400, "invalid",
@@ -487,7 +487,7 @@ def test_group_not_entitled_is_404_like_unknown(bulk_clients, bulk_data):
 
 def test_group_entitled_by_contract(bulk_clients, bulk_data):
     """CS-GRP-08: entitlement through a contract id works for kick-off like an id link."""
-    c = bulk_clients(contracts=("http://example.org/payer/contract|CTR-1",))
+    c = bulk_clients(contracts=("http://example.org/payer/contract|zk-CTR-1",))
     c.accepted(c.kickoff(bulk_data.group))
 
 

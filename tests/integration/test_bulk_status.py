@@ -209,10 +209,37 @@ def test_expired_job_and_files_are_gone(httpd_config, httpd, client, bulk_data):
     def gone():
         s = client.status(e.url)
         assert s.status_code in (200, 404), s.text
-        return s if s.status_code == 404 else None
+        return [s] if s.status_code == 404 else None     # (a 404 Response is falsy)
 
-    oo(wait_until(gone, timeout=60, interval=0, what="job expiry"), 404)   # paced: 1 s
+    oo(wait_until(gone, timeout=60, interval=0, what="job expiry")[0], 404)   # paced: 1 s
     for u in urls:
         oo(client.download(u), 404)
     wait_until(lambda: not job_entries(httpd.export_dir, e.job), timeout=30,
                what="files of the expired job removed")
+
+
+def test_download_in_progress_survives_expiry(httpd_config, httpd, bulk_clients, bulk_big_group):
+    """BULK-FILE-05, docs/bulk-export.md: a file being downloaded when its job expires is
+    unlinked, but the download in progress completes with every byte."""
+    httpd_config("ATRExportRetention 2")
+    g = bulk_big_group.group
+    c = bulk_clients(groups=(g,))
+    e = c.run_export(g, EXPORT, query="_type=Patient", timeout=600)
+    (item,) = e.outputs("Patient")
+    r = c.download(item["url"], stream=True)
+    assert r.status_code == 200
+    length = int(r.headers["Content-Length"])
+    chunks = r.iter_content(1 << 16)
+    got = [next(chunks)]
+
+    def expired():
+        s = c.status(e.url)
+        return [s] if s.status_code == 404 else None
+
+    wait_until(expired, timeout=25, interval=0, what="job expiry")
+    wait_until(lambda: not job_entries(httpd.export_dir, e.job), timeout=25,
+               what="the expired job's files unlinked")
+    got.extend(chunks)
+    body = b"".join(got)
+    assert len(body) == length
+    assert body.endswith(b"\n") and body.count(b"\n") == item["count"]

@@ -345,7 +345,7 @@ def all_files(directory):
 
 def wait_until(predicate, timeout=30, interval=0.2, what='condition'):
     """Poll ``predicate()`` until it returns a true value (returned); AssertionError after
-    ``timeout`` seconds."""
+    ``timeout`` seconds. (A requests Response is false when its status is 4xx/5xx: wrap it.)"""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -357,8 +357,8 @@ def wait_until(predicate, timeout=30, interval=0.2, what='condition'):
 
 
 def load_renamed_demo(store, out_dir, prefix, members, seed, contracts, keep_files=True):
-    """``atrctl demo-data`` whose ids (grp-1, pat-7, payer, ...) all get ``prefix``, loaded
-    into ``store``. Returns (largest group id, its member entries, {type: file}); with
+    """``atrctl demo-data`` whose ids (grp-1, pat-7, payer, ...) and identifier values (M000000007,
+    CTR-1, NPIs, ...; as ``<prefix>-M000000007``) all get ``prefix``, loaded into ``store``. Returns (largest group id, its member entries, {type: file}); with
     ``keep_files=False`` the NDJSON files are removed after the load (and {} returned)."""
     src = os.path.join(out_dir, 'src')
     dst = os.path.join(out_dir, 'renamed')
@@ -377,6 +377,10 @@ def load_renamed_demo(store, out_dir, prefix, members, seed, contracts, keep_fil
                 line = _DEMO_ID.sub(lambda x: prefix + x.group(1) + '-' + x.group(2), line)
                 line = line.replace('"id":"payer"', '"id":"%spayer"' % prefix) \
                            .replace('"Organization/payer"', '"Organization/%spayer"' % prefix)
+                # identifier values too (member ids, NPIs, TINs, contracts): the roster and
+                # the entitlement by contract resolve them, and must keep finding the
+                # session's own demo resources
+                line = line.replace('"value":"', '"value":"%s-' % prefix)
                 fout.write(line)
         files[name[:-len('.ndjson')]] = os.path.join(dst, name)
     # referenced types first, Group last (as the demo's own load order)

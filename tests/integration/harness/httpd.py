@@ -99,12 +99,6 @@ class Httpd:
         self.token_key = os.urandom(32)
         self._write_secret(self.ldap_pw_file, (slapd.root_pw if slapd else '').encode())
         self._write_secret(self.token_key_file, self.token_key)
-        # bulk export files: written by the children (httpd's user)
-        self.export_dir = os.path.join(directory, 'export')
-        os.makedirs(self.export_dir, exist_ok=True)
-        if self.user:
-            pw = pwd.getpwnam(self.user)
-            os.chown(self.export_dir, pw.pw_uid, pw.pw_gid)
 
     def _write_secret(self, path, data):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
