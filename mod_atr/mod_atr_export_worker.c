@@ -224,6 +224,10 @@ static void run_job(server_rec *s, atr_db_t *db, atr_job_t *job, apr_pool_t *p)
                      "ATR00767: export %s of Group/%s failed: %s", job->id, job->group_id,
                      err ? err : "error");
         frv = atr_job_fail(&mine, db, job, code, text, apr_time_now(), retention, p);
+        if (frv == APR_SUCCESS && mine) {
+            /* a failed job keeps no directory (its attempt's was removed above) */
+            atr_job_rmtree(apr_pstrcat(p, dir, "/", job->id, NULL), p);
+        }
         if (frv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_ERR, frv, s, "ATR00768: export %s: cannot record its "
                          "failure: %s", job->id, atr_db_error(db, frv));
@@ -249,8 +253,8 @@ static void sweep(server_rec *s, atr_db_t *db, apr_pool_t *p)
                               ATR_JOB_MAX_ATTEMPTS), now, apr_time_from_sec(atr_conf_export_retention(s)), p);
             if (rv != APR_SUCCESS || !mine) continue;
             n++;
-            /* no later attempt will clean up after the last one */
-            atr_job_rmtree(apr_pstrcat(p, atr_conf_export_dir(s), "/", job->id, "/", job->claim, NULL), p);
+            /* no later attempt will clean up after the last one; a failed job has no files */
+            atr_job_rmtree(apr_pstrcat(p, atr_conf_export_dir(s), "/", job->id, NULL), p);
             atr_export_forget(db, job->claim, p);
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "ATR00769: export %s failed: interrupted %d times",
                          job->id, ATR_JOB_MAX_ATTEMPTS);
