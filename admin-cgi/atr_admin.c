@@ -182,6 +182,15 @@ static const char *ldap_time(const char *gt, apr_pool_t *p)
     return apr_psprintf(p, "%.4s-%.2s-%.2s %.2s:%.2s:%.2s UTC", gt, gt + 4, gt + 6, gt + 8, gt + 10, gt + 12);
 }
 
+/* "2026-11-25 01:15:00 UTC by alice" from atrChangedAt/atrChangedBy: the staff member (or
+ * atrctl user) who made the last change. Entries written by other tools have neither. */
+static const char *changed_text(const atr_client_t *c, apr_pool_t *p)
+{
+    if (!c->changed_at && !c->changed_by) return "not recorded";
+    return apr_pstrcat(p, c->changed_at ? ldap_time(c->changed_at, p) : "(time not recorded)", " by ",
+                       c->changed_by ? c->changed_by : "(not recorded)", NULL);
+}
+
 /* ---- connections --------------------------------------------------------------------------- */
 
 static apr_status_t open_registry(adm_t *a)
@@ -276,7 +285,7 @@ static void page_list(adm_t *a)
         status_cell(a, c);
         admin_out_fmt(a->out, "<td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
                       H(join(c->npis, ", ", a->p)), H(join(c->tins, ", ", a->p)),
-                      H(join(c->groups, ", ", a->p)), H(ldap_time(c->modified_at, a->p)));
+                      H(join(c->groups, ", ", a->p)), H(changed_text(c, a->p)));
     }
     admin_out_raw(a->out, "</tbody></table>\n");
     page_end(a);
@@ -526,6 +535,7 @@ static void page_new(adm_t *a)
             render_form(a, f, 1);
             return;
         }
+        atr_client_stamp(f->c, a->user, apr_time_now(), a->p);
         rv = atr_registry_client_add(a->reg, f->c, &err, a->p);
         if (rv == APR_EEXIST) {
             /* The form was sent twice (reload): the id is generated when the form is shown. */
@@ -633,11 +643,12 @@ static void page_client(adm_t *a, const char *id)
         "<dt>Scopes</dt><dd id=\"d-scopes\">%s</dd><dt>NPI</dt><dd id=\"d-npi\">%s</dd>"
         "<dt>TIN</dt><dd id=\"d-tin\">%s</dd><dt>Contracts</dt><dd id=\"d-contract\">%s</dd>"
         "<dt>JWKS URL</dt><dd id=\"d-jwks-url\">%s</dd>"
-        "<dt>Last changed</dt><dd id=\"d-changed\">%s by %s</dd></dl>\n",
+        "<dt>Last changed</dt><dd id=\"d-changed\">%s</dd>"
+        "<dt>Entry written</dt><dd id=\"d-written\">%s by %s (directory)</dd></dl>\n",
         H(c->client_id), c->disabled ? "disabled" : "active", H(c->name), H(c->contact),
         H(c->description), H(join(c->scopes, " ", a->p)), H(join(c->npis, ", ", a->p)),
         H(join(c->tins, ", ", a->p)), H(join(c->contracts, ", ", a->p)), H(c->jwks_url),
-        H(ldap_time(c->modified_at, a->p)), H(c->modified_by ? c->modified_by : "?"));
+        H(changed_text(c, a->p)), H(ldap_time(c->modified_at, a->p)), H(c->modified_by ? c->modified_by : "?"));
     if (c->jwks_url) {
         apr_array_header_t *keys = NULL;
         const char *err = NULL;
@@ -687,6 +698,7 @@ static void page_edit(adm_t *a, const char *id)
         render_form(a, f, 0);
         return;
     }
+    atr_client_stamp(f->c, a->user, apr_time_now(), a->p);
     rv = atr_registry_client_modify(a->reg, f->c, &err, a->p);
     if (rv != APR_SUCCESS) {
         if (rv == APR_NOTFOUND) {
@@ -718,6 +730,7 @@ static void page_status(adm_t *a, const char *id)
     }
     if (!load_client(&c, a, id)) return;
     c->disabled = !strcmp(want, "disabled");
+    atr_client_stamp(c, a->user, apr_time_now(), a->p);
     rv = atr_registry_client_modify(a->reg, c, &err, a->p);
     if (rv != APR_SUCCESS) {
         if (rv == APR_NOTFOUND || rv == APR_EINVAL) {
@@ -837,6 +850,7 @@ static void page_link(adm_t *a, const char *id, int link)
     }
     if (link) APR_ARRAY_PUSH(groups, const char *) = gid;
     c->groups = groups;
+    atr_client_stamp(c, a->user, apr_time_now(), a->p);
     rv = atr_registry_client_modify(a->reg, c, &err, a->p);
     if (rv != APR_SUCCESS) {
         if (rv == APR_NOTFOUND || rv == APR_EINVAL) {
