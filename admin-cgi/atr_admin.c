@@ -255,7 +255,7 @@ static void page_list(adm_t *a)
     apr_status_t rv;
     int i;
 
-    if (q && strlen(q) > SEARCH_MAX) q = apr_pstrndup(a->p, q, SEARCH_MAX);
+    q = admin_text_cut(q, SEARCH_MAX, a->p);
     rv = atr_registry_client_list(&clients, a->reg, q && *q ? q : NULL, a->p);
     if (rv != APR_SUCCESS) {
         registry_down(a, rv);
@@ -787,7 +787,7 @@ static void page_groups(adm_t *a, const char *id)
     int truncated = 0, i;
 
     if (!load_client(&c, a, id)) return;
-    if (q && strlen(q) > SEARCH_MAX) q = apr_pstrndup(a->p, q, SEARCH_MAX);
+    q = admin_text_cut(q, SEARCH_MAX, a->p);
     if (open_store(a) != APR_SUCCESS
         || atr_admin_group_find(&ids, &truncated, a->db, q, GROUPS_SHOWN, a->p) != APR_SUCCESS) {
         problem("ATR00904: Group search failed in the store");
@@ -891,13 +891,18 @@ static void page_css(adm_t *a)
 
 static int read_body(adm_t *a)
 {
-    const char *cl = getenv("CONTENT_LENGTH"), *ct = getenv("CONTENT_TYPE"), *err = NULL;
-    apr_int64_t n = cl && *cl ? apr_atoi64(cl) : 0;
+    const char *cl = getenv("CONTENT_LENGTH");
+    apr_size_t n = 0;
     char *buf;
     size_t got = 0;
+    int status = admin_body_check(&n, cl, getenv("CONTENT_TYPE"), a->conf->max_body);
 
-    if (n < 0 || (apr_size_t)n > a->conf->max_body) {
-        audit(a, "ATR00905: request body of %" APR_INT64_T_FMT " bytes refused (limit %lu)", n,
+    if (status == 400) {
+        error_page(a, 400, "Bad request", "The form's length is not a number.");
+        return 0;
+    }
+    if (status == 413) {
+        audit(a, "ATR00905: request body of %.20s bytes refused (limit %lu)", cl,
               (unsigned long)a->conf->max_body);
         error_page(a, 413, "Too large", "The form is larger than this server accepts.");
         /* Drain what httpd passes (bounded by its LimitRequestBody): a client still sending
@@ -908,18 +913,17 @@ static int read_body(adm_t *a)
         }
         return 0;
     }
-    if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33)) {
+    if (status == 415) {
         error_page(a, 415, "Unsupported form", "Forms must be sent as application/x-www-form-urlencoded.");
         return 0;
     }
-    buf = apr_palloc(a->p, (apr_size_t)n + 1);
-    while (got < (size_t)n) {
-        size_t r = fread(buf + got, 1, (size_t)n - got, stdin);
+    buf = apr_palloc(a->p, n + 1);
+    while (got < n) {
+        size_t r = fread(buf + got, 1, n - got, stdin);
         if (r == 0) break;
         got += r;
     }
-    buf[got] = '\0';
-    if (got != (size_t)n || atr_query_parse(&a->form, buf, &err, a->p) != APR_SUCCESS) {
+    if (got != n || admin_form_decode(&a->form, buf, n, a->p) != APR_SUCCESS) {
         error_page(a, 400, "Bad request", "The form could not be decoded.");
         return 0;
     }
@@ -991,7 +995,7 @@ int main(int argc, const char *const *argv)
     apr_pool_t *p;
     adm_t a;
     const char *conf_path, *err = NULL, *qs, *key = NULL;
-    int head;
+    int head, status;
 
     apr_app_initialize(&argc, &argv, NULL);
     apr_pool_create(&p, NULL);
@@ -1045,12 +1049,13 @@ int main(int argc, const char *const *argv)
     a.csrf_key = (const unsigned char *)key;
     a.csrf = admin_csrf_make(a.csrf_key, a.csrf_klen, a.user, p);
     qs = getenv("QUERY_STRING");
-    if (qs && strlen(qs) > ADMIN_QUERY_MAX) {
+    status = admin_query_decode(&a.query, qs, p);
+    if (status == 413) {
         error_page(&a, 413, "Too large", "The address is longer than this server accepts.");
         admin_out_send(a.out, head);
         return 0;
     }
-    if (atr_query_parse(&a.query, qs ? qs : "", &err, p) != APR_SUCCESS) {
+    if (status != 0) {
         error_page(&a, 400, "Bad request", "The address could not be decoded.");
         admin_out_send(a.out, head);
         return 0;
