@@ -252,21 +252,34 @@ static const char *csrf_mac(const unsigned char *key, apr_size_t klen, const cha
     return hex;
 }
 
+const char *admin_csrf_make_at(const unsigned char *key, apr_size_t klen, const char *user, apr_int64_t now,
+                               apr_pool_t *p)
+{
+    const char *ts = apr_psprintf(p, "%" APR_INT64_T_FMT, now);
+    const char *mac = csrf_mac(key, klen, user ? user : "", ts, p);
+    return mac ? apr_pstrcat(p, ts, ".", mac, NULL) : "";
+}
+
 const char *admin_csrf_make(const unsigned char *key, apr_size_t klen, const char *user, apr_pool_t *p)
 {
-    const char *ts = apr_psprintf(p, "%" APR_INT64_T_FMT, (apr_int64_t)time(NULL));
-    const char *mac = csrf_mac(key, klen, user, ts, p);
-    return mac ? apr_pstrcat(p, ts, ".", mac, NULL) : "";
+    return admin_csrf_make_at(key, klen, user, (apr_int64_t)time(NULL), p);
 }
 
 int admin_csrf_check(const unsigned char *key, apr_size_t klen, const char *user, const char *token,
                      apr_pool_t *p)
 {
+    return admin_csrf_check_at(key, klen, user, token, (apr_int64_t)time(NULL), p);
+}
+
+int admin_csrf_check_at(const unsigned char *key, apr_size_t klen, const char *user, const char *token,
+                        apr_int64_t now, apr_pool_t *p)
+{
     const char *dot, *want;
     char *ts;
-    apr_int64_t issued, now = (apr_int64_t)time(NULL);
+    apr_int64_t issued;
 
-    if (!token || !(dot = strchr(token, '.')) || dot == token || dot - token > 20) return 0;
+    /* 18 digits at most: apr_atoi64 of more could overflow. */
+    if (!user || !token || !(dot = strchr(token, '.')) || dot == token || dot - token > 18) return 0;
     ts = apr_pstrndup(p, token, (apr_size_t)(dot - token));
     if (ts[strspn(ts, "0123456789")] != '\0') return 0;
     issued = apr_atoi64(ts);
@@ -274,6 +287,55 @@ int admin_csrf_check(const unsigned char *key, apr_size_t klen, const char *user
     want = csrf_mac(key, klen, user, ts, p);
     if (!want || strlen(dot + 1) != strlen(want)) return 0;
     return CRYPTO_memcmp(want, dot + 1, strlen(want)) == 0;
+}
+
+int admin_body_check(apr_size_t *plen, const char *content_length, const char *content_type, apr_size_t max)
+{
+    static const char form_type[] = "application/x-www-form-urlencoded";
+    apr_size_t n = 0, tl = sizeof(form_type) - 1;
+    const char *c;
+
+    *plen = 0;
+    if (content_length && *content_length) {
+        if (content_length[strspn(content_length, "0123456789")] != '\0') return 400;
+        /* Digit by digit, so a length beyond 64 bits is "too large", not a wrapped number. */
+        for (c = content_length; *c; c++) {
+            apr_size_t d = (apr_size_t)(*c - '0');
+            if (n > max / 10 || d > max - n * 10) return 413;
+            n = n * 10 + d;
+        }
+    }
+    if (!content_type || strncasecmp(content_type, form_type, tl)
+        || (content_type[tl] && content_type[tl] != ';' && content_type[tl] != ' ')) return 415;
+    *plen = n;
+    return 0;
+}
+
+apr_status_t admin_form_decode(apr_array_header_t **pform, const char *body, apr_size_t len, apr_pool_t *p)
+{
+    const char *err = NULL;
+    *pform = apr_array_make(p, 1, sizeof(atr_param_t));
+    /* A raw NUL would silently cut the form short: the browser never sends one. */
+    if (memchr(body, '\0', len)) return APR_EINVAL;
+    return atr_query_parse(pform, apr_pstrmemdup(p, body, len), &err, p);
+}
+
+int admin_query_decode(apr_array_header_t **pquery, const char *qs, apr_pool_t *p)
+{
+    const char *err = NULL;
+    *pquery = apr_array_make(p, 1, sizeof(atr_param_t));
+    if (qs && strlen(qs) > ADMIN_QUERY_MAX) return 413;
+    return atr_query_parse(pquery, qs ? qs : "", &err, p) == APR_SUCCESS ? 0 : 400;
+}
+
+const char *admin_text_cut(const char *s, apr_size_t max, apr_pool_t *p)
+{
+    apr_size_t n;
+    if (!s || strlen(s) <= max) return s;
+    n = max;
+    /* Back off over continuation bytes to the start of the character that does not fit. */
+    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80) n--;
+    return apr_pstrndup(p, s, n);
 }
 
 apr_status_t admin_new_client_id(const char **pid, apr_pool_t *p)

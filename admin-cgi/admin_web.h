@@ -56,10 +56,31 @@ apr_array_header_t *admin_param_all(const apr_array_header_t *params, const char
 apr_array_header_t *admin_split_list(const char *text, apr_pool_t *p);
 
 /* CSRF token for user (HMAC-SHA256 over user and issue time, keyed with the secret):
- * "<time>.<hex mac>". check returns 1 when token is one we issued for user within the TTL. */
+ * "<time>.<hex mac>". check returns 1 when token is one we issued for user within the TTL
+ * (and not more than a minute in the future: clocks of several hosts differ a little). */
 const char *admin_csrf_make(const unsigned char *key, apr_size_t klen, const char *user, apr_pool_t *p);
 int admin_csrf_check(const unsigned char *key, apr_size_t klen, const char *user, const char *token,
                      apr_pool_t *p);
+/* The same at a given time (seconds since the epoch): tests fix the clock with these. */
+const char *admin_csrf_make_at(const unsigned char *key, apr_size_t klen, const char *user, apr_int64_t now,
+                               apr_pool_t *p);
+int admin_csrf_check_at(const unsigned char *key, apr_size_t klen, const char *user, const char *token,
+                        apr_int64_t now, apr_pool_t *p);
+
+/* Whether a POST body may be read, from CONTENT_LENGTH and CONTENT_TYPE: 0 and *plen, or the
+ * status to answer, in this order: 400 when the length is not a decimal number, 413 when it
+ * is over max bytes (before the type: a huge body is refused whatever it claims to be), 415
+ * unless the type is application/x-www-form-urlencoded (parameters after ';' allowed). No
+ * length: 0 bytes. */
+int admin_body_check(apr_size_t *plen, const char *content_length, const char *content_type, apr_size_t max);
+/* Decode a form body of len bytes (atr_param_t array). APR_EINVAL when it holds a NUL byte,
+ * a bad %-escape or an escaped NUL. */
+apr_status_t admin_form_decode(apr_array_header_t **pform, const char *body, apr_size_t len, apr_pool_t *p);
+/* Decode QUERY_STRING (NULL: empty): 0, or 413 over ADMIN_QUERY_MAX bytes, 400 when it does
+ * not decode. */
+int admin_query_decode(apr_array_header_t **pquery, const char *qs, apr_pool_t *p);
+/* s cut to at most max bytes, never inside a UTF-8 sequence (search texts); NULL stays NULL. */
+const char *admin_text_cut(const char *s, apr_size_t max, apr_pool_t *p);
 
 /* A new client id: "atr-" and 20 random lowercase hex digits. */
 apr_status_t admin_new_client_id(const char **pid, apr_pool_t *p);

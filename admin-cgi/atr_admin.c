@@ -182,6 +182,15 @@ static const char *ldap_time(const char *gt, apr_pool_t *p)
     return apr_psprintf(p, "%.4s-%.2s-%.2s %.2s:%.2s:%.2s UTC", gt, gt + 4, gt + 6, gt + 8, gt + 10, gt + 12);
 }
 
+/* "2026-11-25 01:15:00 UTC by alice" from atrChangedAt/atrChangedBy: the staff member (or
+ * atrctl user) who made the last change. Entries written by other tools have neither. */
+static const char *changed_text(const atr_client_t *c, apr_pool_t *p)
+{
+    if (!c->changed_at && !c->changed_by) return "not recorded";
+    return apr_pstrcat(p, c->changed_at ? ldap_time(c->changed_at, p) : "(time not recorded)", " by ",
+                       c->changed_by ? c->changed_by : "(not recorded)", NULL);
+}
+
 /* ---- connections --------------------------------------------------------------------------- */
 
 static apr_status_t open_registry(adm_t *a)
@@ -246,7 +255,7 @@ static void page_list(adm_t *a)
     apr_status_t rv;
     int i;
 
-    if (q && strlen(q) > SEARCH_MAX) q = apr_pstrndup(a->p, q, SEARCH_MAX);
+    q = admin_text_cut(q, SEARCH_MAX, a->p);
     rv = atr_registry_client_list(&clients, a->reg, q && *q ? q : NULL, a->p);
     if (rv != APR_SUCCESS) {
         registry_down(a, rv);
@@ -276,7 +285,7 @@ static void page_list(adm_t *a)
         status_cell(a, c);
         admin_out_fmt(a->out, "<td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
                       H(join(c->npis, ", ", a->p)), H(join(c->tins, ", ", a->p)),
-                      H(join(c->groups, ", ", a->p)), H(ldap_time(c->modified_at, a->p)));
+                      H(join(c->groups, ", ", a->p)), H(changed_text(c, a->p)));
     }
     admin_out_raw(a->out, "</tbody></table>\n");
     page_end(a);
@@ -526,6 +535,7 @@ static void page_new(adm_t *a)
             render_form(a, f, 1);
             return;
         }
+        atr_client_stamp(f->c, a->user, apr_time_now(), a->p);
         rv = atr_registry_client_add(a->reg, f->c, &err, a->p);
         if (rv == APR_EEXIST) {
             /* The form was sent twice (reload): the id is generated when the form is shown. */
@@ -633,11 +643,12 @@ static void page_client(adm_t *a, const char *id)
         "<dt>Scopes</dt><dd id=\"d-scopes\">%s</dd><dt>NPI</dt><dd id=\"d-npi\">%s</dd>"
         "<dt>TIN</dt><dd id=\"d-tin\">%s</dd><dt>Contracts</dt><dd id=\"d-contract\">%s</dd>"
         "<dt>JWKS URL</dt><dd id=\"d-jwks-url\">%s</dd>"
-        "<dt>Last changed</dt><dd id=\"d-changed\">%s by %s</dd></dl>\n",
+        "<dt>Last changed</dt><dd id=\"d-changed\">%s</dd>"
+        "<dt>Entry written</dt><dd id=\"d-written\">%s by %s (directory)</dd></dl>\n",
         H(c->client_id), c->disabled ? "disabled" : "active", H(c->name), H(c->contact),
         H(c->description), H(join(c->scopes, " ", a->p)), H(join(c->npis, ", ", a->p)),
         H(join(c->tins, ", ", a->p)), H(join(c->contracts, ", ", a->p)), H(c->jwks_url),
-        H(ldap_time(c->modified_at, a->p)), H(c->modified_by ? c->modified_by : "?"));
+        H(changed_text(c, a->p)), H(ldap_time(c->modified_at, a->p)), H(c->modified_by ? c->modified_by : "?"));
     if (c->jwks_url) {
         apr_array_header_t *keys = NULL;
         const char *err = NULL;
@@ -687,6 +698,7 @@ static void page_edit(adm_t *a, const char *id)
         render_form(a, f, 0);
         return;
     }
+    atr_client_stamp(f->c, a->user, apr_time_now(), a->p);
     rv = atr_registry_client_modify(a->reg, f->c, &err, a->p);
     if (rv != APR_SUCCESS) {
         if (rv == APR_NOTFOUND) {
@@ -718,6 +730,7 @@ static void page_status(adm_t *a, const char *id)
     }
     if (!load_client(&c, a, id)) return;
     c->disabled = !strcmp(want, "disabled");
+    atr_client_stamp(c, a->user, apr_time_now(), a->p);
     rv = atr_registry_client_modify(a->reg, c, &err, a->p);
     if (rv != APR_SUCCESS) {
         if (rv == APR_NOTFOUND || rv == APR_EINVAL) {
@@ -774,7 +787,7 @@ static void page_groups(adm_t *a, const char *id)
     int truncated = 0, i;
 
     if (!load_client(&c, a, id)) return;
-    if (q && strlen(q) > SEARCH_MAX) q = apr_pstrndup(a->p, q, SEARCH_MAX);
+    q = admin_text_cut(q, SEARCH_MAX, a->p);
     if (open_store(a) != APR_SUCCESS
         || atr_admin_group_find(&ids, &truncated, a->db, q, GROUPS_SHOWN, a->p) != APR_SUCCESS) {
         problem("ATR00904: Group search failed in the store");
@@ -837,6 +850,7 @@ static void page_link(adm_t *a, const char *id, int link)
     }
     if (link) APR_ARRAY_PUSH(groups, const char *) = gid;
     c->groups = groups;
+    atr_client_stamp(c, a->user, apr_time_now(), a->p);
     rv = atr_registry_client_modify(a->reg, c, &err, a->p);
     if (rv != APR_SUCCESS) {
         if (rv == APR_NOTFOUND || rv == APR_EINVAL) {
@@ -877,13 +891,18 @@ static void page_css(adm_t *a)
 
 static int read_body(adm_t *a)
 {
-    const char *cl = getenv("CONTENT_LENGTH"), *ct = getenv("CONTENT_TYPE"), *err = NULL;
-    apr_int64_t n = cl && *cl ? apr_atoi64(cl) : 0;
+    const char *cl = getenv("CONTENT_LENGTH");
+    apr_size_t n = 0;
     char *buf;
     size_t got = 0;
+    int status = admin_body_check(&n, cl, getenv("CONTENT_TYPE"), a->conf->max_body);
 
-    if (n < 0 || (apr_size_t)n > a->conf->max_body) {
-        audit(a, "ATR00905: request body of %" APR_INT64_T_FMT " bytes refused (limit %lu)", n,
+    if (status == 400) {
+        error_page(a, 400, "Bad request", "The form's length is not a number.");
+        return 0;
+    }
+    if (status == 413) {
+        audit(a, "ATR00905: request body of %.20s bytes refused (limit %lu)", cl,
               (unsigned long)a->conf->max_body);
         error_page(a, 413, "Too large", "The form is larger than this server accepts.");
         /* Drain what httpd passes (bounded by its LimitRequestBody): a client still sending
@@ -894,18 +913,17 @@ static int read_body(adm_t *a)
         }
         return 0;
     }
-    if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33)) {
+    if (status == 415) {
         error_page(a, 415, "Unsupported form", "Forms must be sent as application/x-www-form-urlencoded.");
         return 0;
     }
-    buf = apr_palloc(a->p, (apr_size_t)n + 1);
-    while (got < (size_t)n) {
-        size_t r = fread(buf + got, 1, (size_t)n - got, stdin);
+    buf = apr_palloc(a->p, n + 1);
+    while (got < n) {
+        size_t r = fread(buf + got, 1, n - got, stdin);
         if (r == 0) break;
         got += r;
     }
-    buf[got] = '\0';
-    if (got != (size_t)n || atr_query_parse(&a->form, buf, &err, a->p) != APR_SUCCESS) {
+    if (got != n || admin_form_decode(&a->form, buf, n, a->p) != APR_SUCCESS) {
         error_page(a, 400, "Bad request", "The form could not be decoded.");
         return 0;
     }
@@ -977,7 +995,7 @@ int main(int argc, const char *const *argv)
     apr_pool_t *p;
     adm_t a;
     const char *conf_path, *err = NULL, *qs, *key = NULL;
-    int head;
+    int head, status;
 
     apr_app_initialize(&argc, &argv, NULL);
     apr_pool_create(&p, NULL);
@@ -1031,12 +1049,13 @@ int main(int argc, const char *const *argv)
     a.csrf_key = (const unsigned char *)key;
     a.csrf = admin_csrf_make(a.csrf_key, a.csrf_klen, a.user, p);
     qs = getenv("QUERY_STRING");
-    if (qs && strlen(qs) > ADMIN_QUERY_MAX) {
+    status = admin_query_decode(&a.query, qs, p);
+    if (status == 413) {
         error_page(&a, 413, "Too large", "The address is longer than this server accepts.");
         admin_out_send(a.out, head);
         return 0;
     }
-    if (atr_query_parse(&a.query, qs ? qs : "", &err, p) != APR_SUCCESS) {
+    if (status != 0) {
         error_page(&a, 400, "Bad request", "The address could not be decoded.");
         admin_out_send(a.out, head);
         return 0;

@@ -16,8 +16,8 @@
 /* Every attribute this module reads; writes touch REG_ATTRS only. */
 static const char *const READ_ATTRS[] = {
     "atrClientId", "atrClientStatus", "atrJwksUrl", "atrJwks", "atrScope", "atrNpi", "atrTin",
-    "atrContractId", "atrGroupId", "displayName", "mail", "description", "modifiersName",
-    "modifyTimestamp", NULL
+    "atrContractId", "atrGroupId", "atrChangedBy", "atrChangedAt", "displayName", "mail",
+    "description", "modifiersName", "modifyTimestamp", NULL
 };
 
 typedef struct cache_entry_t {
@@ -316,6 +316,9 @@ static atr_client_t *entry_to_client(LDAP *ld, LDAPMessage *e, apr_pool_t *p)
     c->description = entry_value(ld, e, "description", p);
     c->modified_by = entry_value(ld, e, "modifiersName", p);
     c->modified_at = entry_value(ld, e, "modifyTimestamp", p);
+    /* Absent on entries written by other tools or before the schema had them: stay NULL. */
+    c->changed_by = entry_value(ld, e, "atrChangedBy", p);
+    c->changed_at = entry_value(ld, e, "atrChangedAt", p);
     return c;
 }
 
@@ -500,8 +503,8 @@ apr_status_t atr_registry_client_list(apr_array_header_t **pclients, atr_registr
  * cannot carry empty ones); otherwise they become a REPLACE with no values (= delete). */
 static LDAPMod **client_mods(const atr_client_t *c, int add_only, apr_pool_t *p)
 {
-    struct { const char *attr; apr_array_header_t *vals; } a[14];
-    LDAPMod **mods = apr_pcalloc(p, sizeof(LDAPMod *) * 16);
+    struct { const char *attr; apr_array_header_t *vals; } a[16];
+    LDAPMod **mods = apr_pcalloc(p, sizeof(LDAPMod *) * 18);
     int i, n = 0, m = 0;
 
 #define ONE(name, v) do { \
@@ -529,6 +532,10 @@ static LDAPMod **client_mods(const atr_client_t *c, int add_only, apr_pool_t *p)
     ONE("displayName", c->name);
     ONE("mail", c->contact);
     ONE("description", c->description);
+    /* In the same add/modify as the change itself, so the record cannot be missing or
+     * name someone else when the change went through. */
+    ONE("atrChangedBy", c->changed_by);
+    ONE("atrChangedAt", c->changed_at);
 #undef ONE
 #undef MANY
 

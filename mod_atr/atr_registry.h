@@ -24,6 +24,13 @@ typedef struct atr_client_t {
     const char *description;      /* description */
     const char *modified_by;      /* modifiersName (read only) */
     const char *modified_at;      /* modifyTimestamp (read only) */
+    /* Who made the last change through a writer and when: atrChangedBy (the staff member's
+     * REMOTE_USER, or "atrctl:<unix user>") and atrChangedAt (GeneralizedTime, UTC). Written
+     * as given by add and modify, in the same operation as the change; NULL when an entry
+     * has none (written by other tools or before these attributes existed). A writer calls
+     * atr_client_stamp before each write: a copy of a read entry still names the last one. */
+    const char *changed_by;
+    const char *changed_at;
 } atr_client_t;
 
 typedef struct atr_registry_conf_t {
@@ -75,6 +82,10 @@ apr_status_t atr_client_validate(const atr_client_t *client, int allow_http_loop
                                  const char **perr, apr_pool_t *p);
 
 /* ---- additions (helper HA) ---- */
+
+/* Record that who changes c now: changed_by = who (NULL/empty: removed on write),
+ * changed_at = now as GeneralizedTime ("20261125011500Z"). */
+void atr_client_stamp(atr_client_t *c, const char *who, apr_time_t now, apr_pool_t *p);
 
 /* A deep copy of c in p. */
 atr_client_t *atr_client_copy(const atr_client_t *c, apr_pool_t *p);

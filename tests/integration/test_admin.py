@@ -3,14 +3,18 @@
 
 Module fixtures: a store and a slapd of its own (export jobs of another httpd on a shared
 store would write files elsewhere; the Consumers registered here must not show up in other
-tests' directory searches), staff accounts in it (``alice`` is in the admin group, ``bob`` is
-not), an httpd serving /fhir and /atr-admin, and one Chromium signed in as alice.
+tests' directory searches), with the accounts and ACLs of a real deployment (the CGI writes
+as ``cn=atr-admin``, mod_atr reads as ``cn=mod_atr``, httpd's sign-in searches as
+``cn=httpd-auth``; harness/browser.py ``AdminSlapd``), staff accounts in it (``alice`` is in
+the admin group, ``bob`` is not), an httpd serving /fhir and /atr-admin, and one Chromium
+signed in as alice.
 Screenshots of every page visited: ``<workdir>/admin-artifacts/*.png`` (the workdir is kept
 when a test fails, or always with ATR_KEEP_TEST_DIR=1).
 """
 import html
 import json
 import os
+import pwd
 import re
 import subprocess
 import time
@@ -22,9 +26,10 @@ import requests
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 
-from harness import AtrSlapd, Httpd, Store
-from harness.browser import ADMIN_CGI, AdminSite, Browser, add_staff
+from harness import Httpd, Store
+from harness.browser import ADMIN_CGI, AdminSite, AdminSlapd, Browser, add_staff
 from harness.consumers import Consumer, Consumers, new_key, public_jwk
+from harness.examples import ATRCTL
 
 ADMIN, ADMIN_PW = 'alice', 'alice-pw-1'
 OTHER, OTHER_PW = 'bob', 'bob-pw-1'
@@ -49,7 +54,7 @@ def slapd(workdir):
     """This module's own directory (shadows the session fixture of conftest.py)."""
     d = workdir / 'admin-slapd'
     d.mkdir()
-    server = AtrSlapd(str(d))
+    server = AdminSlapd(str(d))
     server.start()
     yield server
     server.stop()
@@ -63,7 +68,8 @@ def site(workdir, slapd, admin_store):
 
 @pytest.fixture(scope='module')
 def admin_httpd(workdir, admin_store, slapd, site):
-    server = Httpd(str(workdir / 'admin-httpd'), admin_store, slapd=slapd)
+    # mod_atr binds as its read-only account, as in production.
+    server = Httpd(str(workdir / 'admin-httpd'), admin_store, slapd=slapd.reader_view())
     site.install(server)
     server.start()
     yield server
@@ -103,6 +109,12 @@ def ldap_entry(slapd, client_id):
     finally:
         conn.unbind_s()
     return {k: [v.decode() for v in vals] for k, vals in res[0][1].items()}
+
+
+def shown_time(generalized):
+    """How the pages show a GeneralizedTime: 20261125011500Z -> 2026-11-25 01:15:00 UTC."""
+    g = generalized
+    return '%s-%s-%s %s:%s:%s UTC' % (g[0:4], g[4:6], g[6:8], g[8:10], g[10:12], g[12:14])
 
 
 def ident(group, system):
@@ -207,7 +219,13 @@ def test_register_link_token_export_disable(browser, site, slapd, admin_store, a
     assert entry['atrJwksUrl'] == [jwks_server.url(jwks_path)]
     assert entry['atrScope'] == ['system/*.read'] and entry['atrClientStatus'] == ['active']
     assert entry['atrNpi'] == ['1234567893'] and entry['atrTin'] == ['123456789']
-    assert browser.text('#d-changed').endswith('by ' + entry['modifiersName'][0])
+    # Who registered it: the signed-in staff member, written with the entry itself; the
+    # directory's own record names the CGI's service account.
+    assert entry['atrChangedBy'] == [ADMIN]
+    assert re.fullmatch(r'\d{14}Z', entry['atrChangedAt'][0])
+    assert browser.text('#d-changed') == '%s by %s' % (shown_time(entry['atrChangedAt'][0]), ADMIN)
+    assert browser.text('#d-written').endswith('by %s (directory)' % slapd.admin_dn)
+    assert entry['modifiersName'] == [slapd.admin_dn]
     assert any('ATR00910: registered client %s' % client_id in line and 'user="alice"' in line
                for line in site.audit_lines())
 
@@ -348,7 +366,8 @@ def test_edit_then_delete_with_confirmation(browser, staff, site, slapd):
     entry = ldap_entry(slapd, client_id)
     assert entry['displayName'] == ['Renamed Org']
     assert entry['atrContractId'] == ['http://payer.example/contracts|C-9']
-    assert re.fullmatch(r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC by .+', browser.text('#d-changed'))
+    assert entry['atrChangedBy'] == [ADMIN]
+    assert browser.text('#d-changed') == '%s by %s' % (shown_time(entry['atrChangedAt'][0]), ADMIN)
     # Delete: a confirmation page first; without the box ticked nothing is deleted.
     browser.click('#delete')
     browser.shot('delete-confirmation')
@@ -497,3 +516,159 @@ def test_cgi_without_remote_user_fails_closed(site):
     assert p.stdout.startswith(b'Status: 403 Forbidden\r\n')
     assert b'Sign-in is required.' in p.stdout and b'csrf' not in p.stdout
     assert b'ATR00907' in p.stderr
+
+
+# ---- who changed it last: atrctl and the form write atrChangedBy / atrChangedAt -------------
+
+def atrctl_client(slapd, tmp_path, *args):
+    """``atrctl client ARGS`` bound as the admin service account of this directory."""
+    pw = tmp_path / 'admin-ldap.pw'
+    pw.write_text(slapd.admin_pw + '\n')
+    os.chmod(pw, 0o600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith('ATR_LDAP_')}
+    env.update({'ATR_LDAP_URI': slapd.ldap_uri, 'ATR_LDAP_BASE': slapd.clients_dn,
+                'ATR_LDAP_BIND_DN': slapd.admin_dn, 'ATR_LDAP_PASSWORD_FILE': str(pw)})
+    return subprocess.run([ATRCTL, 'client', *args], capture_output=True, text=True, timeout=60,
+                          env=env)
+
+
+def test_atrctl_changes_record_the_unix_user_and_the_form_records_the_admin(browser, slapd,
+                                                                           tmp_path):
+    me = 'atrctl:' + pwd.getpwuid(os.geteuid()).pw_name
+    cid = 'adm-ctl-' + uuid.uuid4().hex[:10]
+    key = new_key('ES384')
+    jwks = tmp_path / 'jwks.json'
+    jwks.write_text(json.dumps({'keys': [public_jwk(key, 'c1', 'ES384')]}))
+    p = atrctl_client(slapd, tmp_path, 'add', cid, '--jwks-file', str(jwks),
+                      '--scope', 'system/*.read', '--name', 'Via atrctl')
+    assert p.returncode == 0, p.stderr
+    entry = ldap_entry(slapd, cid)
+    assert entry['atrChangedBy'] == [me]
+    assert re.fullmatch(r'\d{14}Z', entry['atrChangedAt'][0])
+    assert entry['modifiersName'] == [slapd.admin_dn]
+    p = atrctl_client(slapd, tmp_path, 'show', cid)
+    assert p.returncode == 0, p.stderr
+    assert 'changed_by: ' + me in p.stdout.splitlines()
+    assert 'changed_at: ' + entry['atrChangedAt'][0] in p.stdout.splitlines()
+    assert json.loads(atrctl_client(slapd, tmp_path, 'show', cid, '--json').stdout)['changed_by'] == me
+
+    # Every atrctl change sets both again (a modify, not only the add).
+    conn = slapd.connect()
+    try:
+        conn.modify_s('atrClientId=%s,%s' % (cid, slapd.clients_dn),
+                      [(ldap.MOD_REPLACE, 'atrChangedBy', [b'someone-else']),
+                       (ldap.MOD_REPLACE, 'atrChangedAt', [b'20000101000000Z'])])
+    finally:
+        conn.unbind_s()
+    p = atrctl_client(slapd, tmp_path, 'disable', cid)
+    assert p.returncode == 0, p.stderr
+    entry = ldap_entry(slapd, cid)
+    assert entry['atrChangedBy'] == [me] and entry['atrChangedAt'][0] > '20000101000000Z'
+    assert entry['atrClientStatus'] == ['disabled']
+
+    # The page and the list show the atrctl user; an edit in the browser replaces it with the
+    # signed-in admin, in the same modify as the edit.
+    browser.go('/client/' + cid)
+    assert browser.text('#d-changed') == '%s by %s' % (shown_time(entry['atrChangedAt'][0]), me)
+    browser.go('/?q=' + cid)
+    assert browser.find_all('#consumers tbody tr td')[6].text == '%s by %s' % (
+        shown_time(entry['atrChangedAt'][0]), me)
+    browser.go('/client/%s/edit' % cid)
+    browser.fill('name', 'Edited in the browser')
+    browser.click('#save')
+    browser.shot('changed-by-admin-after-atrctl')
+    assert browser.text('#done') == 'Changes saved.'
+    entry = ldap_entry(slapd, cid)
+    assert entry['displayName'] == ['Edited in the browser'] and entry['atrChangedBy'] == [ADMIN]
+    assert browser.text('#d-changed') == '%s by %s' % (shown_time(entry['atrChangedAt'][0]), ADMIN)
+    browser.go('/?q=' + cid)
+    assert browser.find_all('#consumers tbody tr td')[6].text.endswith(' by ' + ADMIN)
+
+
+def test_entry_without_change_record_is_shown(browser, slapd, tmp_path):
+    # Written by another tool (here python-ldap as the root DN): no atrChangedBy/At.
+    cid = 'adm-raw-' + uuid.uuid4().hex[:10]
+    slapd.add_consumer(cid, atrClientStatus='active', atrJwksUrl='https://keys.example/j.json',
+                       atrScope='system/*.read', displayName='Raw entry')
+    browser.go('/client/' + cid)
+    browser.shot('change-not-recorded')
+    assert browser.text('#d-name') == 'Raw entry'
+    assert browser.text('#d-changed') == 'not recorded'
+    assert browser.text('#d-written').endswith('by %s (directory)' % slapd.root_dn)
+    p = atrctl_client(slapd, tmp_path, 'show', cid)
+    assert p.returncode == 0, p.stderr
+    assert not any(line.startswith('changed_') for line in p.stdout.splitlines())
+
+
+# ---- least privilege: each account can do its job and nothing else ---------------------------
+
+def test_directory_accounts_have_least_privilege(slapd, site):
+    staff_dn = 'ou=staff,' + slapd.suffix
+    group_dn = 'cn=atr-admins,ou=groups,' + slapd.suffix
+    cid = 'adm-acl-' + uuid.uuid4().hex[:10]
+    dn = 'atrClientId=%s,%s' % (cid, slapd.clients_dn)
+    entry = [('objectClass', [b'atrConsumer']), ('atrClientId', [cid.encode()]),
+             ('atrClientStatus', [b'active'])]
+
+    def as_(who):
+        return slapd.connect_as(*{'admin': (slapd.admin_dn, slapd.admin_pw),
+                                  'reader': (slapd.reader_dn, slapd.reader_pw),
+                                  'auth': (slapd.auth_dn, slapd.auth_pw)}[who])
+
+    def clients(conn):
+        return [d for d, _ in conn.search_s(slapd.clients_dn, ldap.SCOPE_ONELEVEL, '(objectClass=*)',
+                                            ['1.1'])]
+
+    # The admin CGI's account: adds, modifies, deletes Consumers; sees nothing else.
+    conn = as_('admin')
+    try:
+        conn.add_s(dn, entry)
+        conn.modify_s(dn, [(ldap.MOD_REPLACE, 'atrClientStatus', [b'disabled'])])
+        assert dn in clients(conn)
+        with pytest.raises(ldap.NO_SUCH_OBJECT):
+            conn.search_s(staff_dn, ldap.SCOPE_SUBTREE, '(objectClass=*)')
+        # (slapd answers "no such object" where the account may not even know it exists)
+        with pytest.raises((ldap.INSUFFICIENT_ACCESS, ldap.NO_SUCH_OBJECT)):
+            conn.modify_s(group_dn, [(ldap.MOD_ADD, 'member', [slapd.admin_dn.encode()])])
+    finally:
+        conn.unbind_s()
+    # mod_atr's reader: reads Consumers, cannot change or add them, sees no staff.
+    conn = as_('reader')
+    try:
+        assert dn in clients(conn)
+        with pytest.raises(ldap.INSUFFICIENT_ACCESS):
+            conn.modify_s(dn, [(ldap.MOD_REPLACE, 'atrClientStatus', [b'active'])])
+        with pytest.raises(ldap.INSUFFICIENT_ACCESS):
+            conn.add_s('atrClientId=x-%s,%s' % (cid, slapd.clients_dn), entry[:1] + [
+                ('atrClientId', [('x-' + cid).encode()])])
+        with pytest.raises(ldap.INSUFFICIENT_ACCESS):
+            conn.delete_s(dn)
+        with pytest.raises(ldap.NO_SUCH_OBJECT):
+            conn.search_s(staff_dn, ldap.SCOPE_SUBTREE, '(objectClass=*)')
+    finally:
+        conn.unbind_s()
+    # httpd's sign-in account: finds staff and checks group membership, never sees a
+    # password or a Consumer, writes nothing.
+    conn = as_('auth')
+    try:
+        found = conn.search_s(staff_dn, ldap.SCOPE_ONELEVEL, '(uid=%s)' % ADMIN, ['*'])
+        assert len(found) == 1 and 'userPassword' not in found[0][1]
+        assert conn.compare_s(group_dn, 'member', found[0][0].encode())
+        with pytest.raises(ldap.NO_SUCH_OBJECT):
+            conn.search_s(slapd.clients_dn, ldap.SCOPE_ONELEVEL, '(objectClass=*)')
+        with pytest.raises(ldap.INSUFFICIENT_ACCESS):
+            conn.modify_s(group_dn, [(ldap.MOD_ADD, 'member', [slapd.auth_dn.encode()])])
+    finally:
+        conn.unbind_s()
+    # Anonymous: nothing at all.
+    conn = ldap.initialize(slapd.ldap_uri)
+    try:
+        with pytest.raises(ldap.NO_SUCH_OBJECT):
+            conn.search_s(slapd.clients_dn, ldap.SCOPE_ONELEVEL, '(objectClass=*)')
+    finally:
+        conn.unbind_s()
+    conn = as_('admin')
+    try:
+        conn.delete_s(dn)
+    finally:
+        conn.unbind_s()

@@ -15,4 +15,5 @@ Suite *bulk_params_suite(void);
 Suite *job_suite(void);
 Suite *recon_suite(void);
 Suite *consumer_suite(void);
+Suite *admin_suite(void);
 #endif

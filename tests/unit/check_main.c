@@ -23,6 +23,7 @@ int main(void)
     srunner_add_suite(sr, job_suite());
     srunner_add_suite(sr, recon_suite());
     srunner_add_suite(sr, consumer_suite());
+    srunner_add_suite(sr, admin_suite());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

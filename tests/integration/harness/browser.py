@@ -1,6 +1,12 @@
 """The admin web form (admin-cgi) in tests: its staff accounts in the test slapd, its config,
 httpd serving it at /atr-admin/, and a real headless Chromium driven by Selenium.
 
+* :class:`AdminSlapd` -- an :class:`AtrSlapd` with production-like accounts and ACLs (those of
+  script/lib.sh): ``cn=atr-admin`` (the CGI's service account) writes ``ou=clients``,
+  ``cn=mod_atr`` (mod_atr's reader) only reads it, ``cn=httpd-auth`` (httpd's sign-in
+  searches) reads ``ou=staff`` and ``ou=groups`` but no password; nobody else sees anything.
+  The root DN stays for the tests' own checks. ``reader_view()`` is what to give
+  :class:`Httpd` so that mod_atr binds as its reader.
 * :func:`add_staff` -- ``ou=staff`` users and the ``cn=atr-admins`` group (``groupOfNames``)
   in an :class:`AtrSlapd`; httpd signs staff in against them (``AuthBasicProvider ldap``,
   ``Require ldap-group``).
@@ -16,6 +22,7 @@ import base64
 import grp
 import os
 import pwd
+import types
 
 import ldap
 from selenium import webdriver
@@ -25,6 +32,7 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 from .paths import Paths
+from .slapd import AtrSlapd
 
 CHROMIUM = os.environ.get('ATR_CHROMIUM', '/usr/bin/chromium')
 CHROMEDRIVER = os.environ.get('ATR_CHROMEDRIVER', '/usr/bin/chromedriver')
@@ -33,6 +41,70 @@ ADMIN_CGI = os.path.join(Paths.top, 'admin-cgi', 'atr-admin')
 STAFF_OU = 'ou=staff'
 GROUPS_OU = 'ou=groups'
 ADMIN_GROUP_CN = 'atr-admins'
+
+
+class AdminSlapd(AtrSlapd):
+    """slapd with the service accounts and access rules of a real deployment.
+
+    Attributes: ``admin_dn``/``admin_pw`` (writes ``ou=clients``), ``reader_dn``/``reader_pw``
+    (reads it), ``auth_dn``/``auth_pw`` (reads ``ou=staff`` and ``ou=groups``).
+    """
+
+    def __init__(self, rundir_parent):
+        super().__init__(rundir_parent)
+        self.admin_dn = 'cn=atr-admin,' + self.suffix
+        self.reader_dn = 'cn=mod_atr,' + self.suffix
+        self.auth_dn = 'cn=httpd-auth,' + self.suffix
+        self.admin_pw, self.reader_pw, self.auth_pw = (base64.b32encode(os.urandom(10)).decode()
+                                                       for _ in range(3))
+
+    def acl(self):
+        """The olcAccess rules, in order (the same as script/lib.sh's slapd.conf)."""
+        clients, staff, groups = self.clients_dn, 'ou=staff,' + self.suffix, 'ou=groups,' + self.suffix
+        return [
+            'to attrs=userPassword by anonymous auth by * none',
+            'to dn.subtree="%s" by dn.exact="%s" write by dn.exact="%s" read by * none'
+            % (clients, self.admin_dn, self.reader_dn),
+            'to dn.subtree="%s" by dn.exact="%s" read by * none' % (staff, self.auth_dn),
+            'to dn.subtree="%s" by dn.exact="%s" read by * none' % (groups, self.auth_dn),
+            'to * by * none',
+        ]
+
+    def _write_config(self):
+        # slapdtest loads its config entries (the database last), then the schemas. Rules
+        # naming dc=... DNs only parse once the schemas are there: load the database entry,
+        # with its olcAccess values, after them.
+        head, db = self.gen_config().split('\ndn: olcDatabase=', 1)
+        self.slapadd(head + '\n', ['-n0'])
+        for schema in self.openldap_schema_files:
+            path = schema if os.path.exists(schema) else os.path.join(self.SCHEMADIR, schema)
+            self.slapadd(None, ['-n0', '-l', path])
+        self.slapadd('dn: olcDatabase=' + db.rstrip('\n') + '\n'
+                     + ''.join('olcAccess: {%d}%s\n' % (i, rule) for i, rule in enumerate(self.acl())),
+                     ['-n0'])
+
+    def start(self):
+        super().start()
+        lines = []
+        for dn, pw, what in ((self.admin_dn, self.admin_pw, 'the admin CGI writes ou=clients'),
+                             (self.reader_dn, self.reader_pw, 'mod_atr reads ou=clients'),
+                             (self.auth_dn, self.auth_pw, 'httpd searches staff and groups')):
+            lines += ['dn: ' + dn, 'objectClass: organizationalRole',
+                      'objectClass: simpleSecurityObject', 'cn: ' + dn.split(',')[0][3:],
+                      'description: ' + what, 'userPassword: ' + pw, '']
+        self.ldapadd('\n'.join(lines))
+
+    def connect_as(self, dn, pw):
+        conn = ldap.initialize(self.ldap_uri)
+        conn.protocol_version = 3
+        conn.simple_bind_s(dn, pw)
+        return conn
+
+    def reader_view(self):
+        """The directory as :class:`Httpd` should see it: mod_atr binds as its reader."""
+        return types.SimpleNamespace(ldap_uri=self.ldap_uri, clients_dn=self.clients_dn,
+                                     suffix=self.suffix, root_dn=self.reader_dn,
+                                     root_pw=self.reader_pw)
 
 
 def add_staff(slapd, users):
@@ -74,15 +146,16 @@ class AdminSite:
         self.csrf_key_file = os.path.join(directory, 'admin-csrf.key')
         self.audit_log = os.path.join(directory, 'audit.log')
         self.httpd_snippet = os.path.join(directory, 'atr-admin-httpd.conf')
-        # The CGI binds as the root DN of the test directory (like mod_atr in these tests);
-        # production uses a service account with write access to ou=clients only.
-        self._write(self.ldap_pw_file, slapd.root_pw.encode(), 0o600, self.user)
+        # Least privilege as in production (AdminSlapd): the CGI binds as its service account
+        # (write access to ou=clients only), httpd's sign-in searches as an account that can
+        # read staff and groups only.
+        self._write(self.ldap_pw_file, slapd.admin_pw.encode(), 0o600, self.user)
         self._write(self.csrf_key_file, os.urandom(32), 0o600, self.user)
         # httpd reads its search password at start-up as root (exec:/bin/cat).
-        self._write(self.httpd_pw_file, slapd.root_pw.encode(), 0o600, None)
+        self._write(self.httpd_pw_file, slapd.auth_pw.encode(), 0o600, None)
         self._write(self.audit_log, b'', 0o600, self.user)
         lines = ['ldap_uri %s' % slapd.ldap_uri, 'ldap_base %s' % slapd.clients_dn,
-                 'ldap_bind_dn %s' % slapd.root_dn, 'ldap_password_file %s' % self.ldap_pw_file,
+                 'ldap_bind_dn %s' % slapd.admin_dn, 'ldap_password_file %s' % self.ldap_pw_file,
                  'store sqlite3:%s' % store.path, 'csrf_key_file %s' % self.csrf_key_file,
                  'audit_log %s' % self.audit_log]
         if allow_http_loopback:
@@ -107,7 +180,7 @@ class AdminSite:
             '    AuthName "ATR Consumer administration"',
             '    AuthBasicProvider ldap',
             '    AuthLDAPURL "%s%s?uid?one?(objectClass=inetOrgPerson)"' % (slapd.ldap_uri.rstrip('/') + '/', staff_dn),
-            '    AuthLDAPBindDN "%s"' % slapd.root_dn,
+            '    AuthLDAPBindDN "%s"' % slapd.auth_dn,
             '    AuthLDAPBindPassword "exec:/bin/cat %s"' % self.httpd_pw_file,
             '    AuthLDAPGroupAttribute member',
             '    AuthLDAPGroupAttributeIsDN on',
