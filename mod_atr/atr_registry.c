@@ -598,6 +598,9 @@ static apr_status_t registry_write(atr_registry_t *reg, int kind, const char *cl
         atr_log_perror(ATR_LOG_MARK, ATR_LOG_INFO, APR_SUCCESS, p, "ATR00407: LDAP %s of %s done",
                        what[kind], b.dn);
         break;
+    case LDAP_TYPE_OR_VALUE_EXISTS:
+        /* only an added value can meet this (a link already there): nothing to do */
+        break;
     case LDAP_ALREADY_EXISTS:
         rv = APR_EEXIST;
         err = apr_psprintf(p, "client %s already exists", client_id);
@@ -636,6 +639,45 @@ apr_status_t atr_registry_client_modify(atr_registry_t *reg, const atr_client_t 
         return APR_EINVAL;
     }
     return registry_write(reg, 1, client->client_id, client_mods(client, 0, p), perr, p);
+}
+
+apr_status_t atr_registry_client_link_group(atr_registry_t *reg, const char *client_id, const char *group_id,
+                                            const char *who, const char **perr, apr_pool_t *p)
+{
+    atr_client_t stamp;
+    LDAPMod *mods[4], add, by, at;
+    char *gvals[2], *byvals[2], *atvals[2];
+    apr_status_t rv;
+
+    if (!atr_client_id_is_valid(client_id)) {
+        if (perr) *perr = apr_psprintf(p, "client %s does not exist", client_id ? client_id : "");
+        return APR_NOTFOUND;
+    }
+    memset(&stamp, 0, sizeof(stamp));
+    atr_client_stamp(&stamp, who, apr_time_now(), p);
+    /* one value added, not the entry rewritten: concurrent links cannot lose each other, and
+     * the writer needs write access to these three attributes only */
+    gvals[0] = apr_pstrdup(p, group_id);
+    gvals[1] = NULL;
+    add.mod_op = LDAP_MOD_ADD;
+    add.mod_type = apr_pstrdup(p, "atrGroupId");
+    add.mod_values = gvals;
+    byvals[0] = apr_pstrdup(p, stamp.changed_by ? stamp.changed_by : "");
+    byvals[1] = NULL;
+    by.mod_op = LDAP_MOD_REPLACE;
+    by.mod_type = apr_pstrdup(p, "atrChangedBy");
+    by.mod_values = byvals;
+    atvals[0] = apr_pstrdup(p, stamp.changed_at);
+    atvals[1] = NULL;
+    at.mod_op = LDAP_MOD_REPLACE;
+    at.mod_type = apr_pstrdup(p, "atrChangedAt");
+    at.mod_values = atvals;
+    mods[0] = &add;
+    mods[1] = &by;
+    mods[2] = &at;
+    mods[3] = NULL;
+    rv = registry_write(reg, 1, client_id, mods, perr, p);
+    return rv;
 }
 
 apr_status_t atr_registry_client_delete(atr_registry_t *reg, const char *client_id, const char **perr,

@@ -65,6 +65,10 @@ apr_status_t atr_registry_client_add(atr_registry_t *reg, const atr_client_t *cl
  * half-written entries). APR_NOTFOUND if it does not exist. */
 apr_status_t atr_registry_client_modify(atr_registry_t *reg, const atr_client_t *client, const char **perr,
                                    apr_pool_t *p);
+/* Add group_id to the client's linked Groups (one LDAP modify: the value added, atrChangedBy/
+ * atrChangedAt replaced; an existing link is success). */
+apr_status_t atr_registry_client_link_group(atr_registry_t *reg, const char *client_id, const char *group_id,
+                                            const char *who, const char **perr, apr_pool_t *p);
 apr_status_t atr_registry_client_delete(atr_registry_t *reg, const char *client_id, const char **perr,
                                    apr_pool_t *p);
 /* Drop a cached entry (after a change made through this handle). */

@@ -238,6 +238,12 @@ index atrNpi,atrTin,atrContractId,atrGroupId eq
 access to attrs=userPassword
     by anonymous auth
     by * none
+# mod_atr links a Group a Consumer created (POST Group) to that Consumer: it may add links
+# and stamp the change, nothing else
+access to dn.subtree="$ATR_LDAP_CLIENTS" attrs=atrGroupId,atrChangedBy,atrChangedAt
+    by dn.exact="$ATR_LDAP_ADMIN" write
+    by dn.exact="$ATR_LDAP_READER" write
+    by * none
 access to dn.subtree="$ATR_LDAP_CLIENTS"
     by dn.exact="$ATR_LDAP_ADMIN" write
     by dn.exact="$ATR_LDAP_READER" read
