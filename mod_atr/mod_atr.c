@@ -100,6 +100,15 @@ static apr_status_t wrap_connection(atr_db_t **pdb, ap_dbd_t *dbd, server_rec *s
         }
         return APR_EGENERAL;
     }
+    /* Then a short busy timeout for everything else. apr_dbd's sqlite3 driver holds one
+     * process-wide mutex around every call: SQLite's own busy wait would stall every thread of
+     * this child for as long as another process writes (a roster, a long operation). On
+     * SQLITE_BUSY after 200 ms the driver's retry loop takes over, and it sleeps with the
+     * mutex released. */
+    if (!strcmp(db->driver_name, "sqlite3") && sqlite_pragma(db, "PRAGMA busy_timeout=200", ptemp) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "ATR00787: cannot set the SQLite busy timeout: %s",
+                     atr_db_error(db, 1));
+    }
     apr_pool_userdata_setn(db, SCHEMA_OK_KEY, NULL, dbd->pool);
     *pdb = db;
     return APR_SUCCESS;
