@@ -141,7 +141,12 @@ with open(sys.argv[1], encoding='utf-8') as f:
     for line in f:
         if ('"' + sys.argv[2] + '"') not in line:
             continue
-        g = json.loads(line)
+        # a big Group's line is mostly members: parse what precedes them when they come last
+        cut = line.find(',"member":[')
+        try:
+            g = json.loads(line[:cut] + '}') if cut > 0 else json.loads(line)
+        except ValueError:
+            g = json.loads(line)
         if g.get('id') != sys.argv[2]:
             continue
         for ident in g.get('identifier', []):
