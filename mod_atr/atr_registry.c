@@ -650,6 +650,39 @@ static int write_op(LDAP *ld, void *baton, apr_pool_t *p)
     }
 }
 
+/* A write answered with a referral reached a read-only replica: on a connection pooled during
+ * a failover (the provider may be back by now), or because the provider does not answer. Try
+ * it once more on a new connection to each URI in the configured order (the provider first),
+ * passing over those that refer too. APR_SUCCESS: a server took it, its result in *prc. */
+static apr_status_t write_on_provider(int *prc, atr_registry_t *reg, write_baton_t *b, apr_pool_t *p)
+{
+    int i;
+
+    for (i = 0; i < reg->uris->nelts; i++) {
+        const char *uri = APR_ARRAY_IDX(reg->uris, i, const char *), *why = NULL;
+        LDAP *ld = NULL;
+        int rc;
+
+        if (connect_one(&ld, reg, uri, &why, p) != LDAP_SUCCESS) {
+            conn_hold_down(reg, i);
+            atr_log_perror(ATR_LOG_MARK, ATR_LOG_WARNING, APR_SUCCESS, p, "ATR00401: LDAP %s", why);
+            continue;
+        }
+        apr_thread_mutex_lock(reg->mutex);
+        reg->down_until[i] = 0;
+        apr_thread_mutex_unlock(reg->mutex);
+        rc = write_op(ld, b, p);
+        if (rc == LDAP_REFERRAL || is_connection_error(rc)) {
+            conn_release(reg, ld, i, 1, p);
+            continue;
+        }
+        conn_release(reg, ld, i, 0, p);
+        *prc = rc;
+        return APR_SUCCESS;
+    }
+    return APR_EGENERAL;
+}
+
 static apr_status_t registry_write(atr_registry_t *reg, int kind, const char *client_id, LDAPMod **mods,
                                    const char **perr, apr_pool_t *p)
 {
@@ -663,6 +696,12 @@ static apr_status_t registry_write(atr_registry_t *reg, int kind, const char *cl
     b.mods = mods;
     b.kind = kind;
     rv = registry_run(&rc, reg, what[kind], write_op, &b, p);
+    if (rv == APR_SUCCESS && rc == LDAP_REFERRAL) {
+        atr_log_perror(ATR_LOG_MARK, ATR_LOG_INFO, APR_SUCCESS, p,
+                       "ATR01003: LDAP %s of %s referred by a read-only replica: trying the URIs in "
+                       "order for the provider", what[kind], b.dn);
+        write_on_provider(&rc, reg, &b, p);
+    }
     atr_registry_cache_forget(reg, client_id);
     if (rv != APR_SUCCESS) {
         err = apr_psprintf(p, "LDAP directory unreachable (%s): %s", reg->conf.uris,

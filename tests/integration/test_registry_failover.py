@@ -273,6 +273,50 @@ def test_client_added_with_atrctl_on_provider_served_by_replica(provider, replic
     assert r.json()['error'] == 'invalid_client'
 
 
+# One child process: its connection pool is the only one, so what a test leaves in it is what
+# the next request gets.
+ONE_CHILD = ('StartServers 1\nServerLimit 1\nMaxRequestWorkers 25\nMinSpareThreads 1\n'
+             'MaxSpareThreads 25\n')
+WRITE = 'system/*.read system/Group.write'
+
+
+def post_group(consumer, token):
+    return consumer.request('POST', '/Group', token=token,
+                            data=json.dumps({'resourceType': 'Group', 'name': 'Failover list'}),
+                            headers={'Content-Type': 'application/fhir+json',
+                                     'Accept': 'application/fhir+json'})
+
+
+def test_post_group_links_on_the_provider_after_a_failover(provider, replica, fo_consumers,
+                                                           fo_httpd, allow_errors):
+    """POST Group (CRE-01) links the new Group to its creator in LDAP: a write, which only the
+    provider takes. With the provider down it fails closed (503, nothing created); right after
+    the provider is back it works although the connection httpd pooled during the failover
+    leads to the replica (which answers writes with a referral)."""
+    allow_errors(r'ATR01002: LDAP modify of .* read-only replica', r'ATR00844: linking Group/')
+    fo_httpd.restart(FAILOVER_DIRECTIVES + ONE_CHILD)
+    w = fo_consumers.make(scopes=WRITE.split(), jwks='inline')
+    replica.wait_for(lambda clients: w.client_id in clients, w.client_id)
+    token = w.token(scope=WRITE)
+    provider.halt()
+    r = w.get('/Group', token=token, params={'_id': GROUP})   # fails over; pools the replica
+    assert r.status_code == 200, r.text
+
+    r = post_group(w, token)
+    assert_fhir_503(r)
+    assert 'Location' not in r.headers
+
+    provider.resume()
+    r = post_group(w, token)
+    assert r.status_code == 201, r.text
+    gid = r.json()['id']
+    assert r.json()['resourceType'] == 'Group'
+    assert gid in provider.search_clients()[w.client_id]['atrGroupId']
+    replica.wait_for(lambda clients: gid in clients[w.client_id].get('atrGroupId', []),
+                     'the link to Group/' + gid)
+    assert_group(w.get('/Group/' + gid, token=token), gid)
+
+
 def test_atrctl_writes_need_the_provider(provider, replica, tmp_path):
     """The replica is read-only: with the provider down, `atrctl client add` listing both
     servers fails (exit 1) and nothing is written anywhere."""

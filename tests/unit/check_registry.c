@@ -336,11 +336,12 @@ typedef struct fake_ldap_t {
     int hung;                /* accept, never answer */
     int close_after_search;  /* close the connection after each search: pooled ones go stale */
     int hang_search;         /* answer binds, never searches (a server stuck on its database) */
+    int refer;               /* a read-only replica: writes answered with a referral */
     volatile int stop;
     int lfd;
     int fds[FAKE_MAX_CONNS];
     int nfds;
-    volatile int accepts, binds, searches;
+    volatile int accepts, binds, searches, writes;
     apr_thread_t *thread;
 } fake_ldap_t;
 
@@ -408,13 +409,21 @@ static void send_msg(int fd, const unsigned char *msgid, apr_size_t idlen, const
     if (write(fd, msg, n) != (ssize_t)n) { /* the client went away: nothing to do */ }
 }
 
-/* LDAPResult success with tag: resultCode 0, matchedDN "", diagnosticMessage "". */
+/* LDAPResult with tag: resultCode code, matchedDN "", diagnosticMessage "". */
+static void send_code(int fd, const unsigned char *msgid, apr_size_t idlen, unsigned char tag,
+                      unsigned char code)
+{
+    unsigned char res[] = { 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00 };
+    unsigned char op[16];
+    apr_size_t n;
+    res[2] = code;
+    n = ber_put(op, tag, res, sizeof(res));
+    send_msg(fd, msgid, idlen, op, n);
+}
+
 static void send_result(int fd, const unsigned char *msgid, apr_size_t idlen, unsigned char tag)
 {
-    static const unsigned char ok[] = { 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00 };
-    unsigned char op[16];
-    apr_size_t n = ber_put(op, tag, ok, sizeof(ok));
-    send_msg(fd, msgid, idlen, op, n);
+    send_code(fd, msgid, idlen, tag, 0);
 }
 
 /* SearchResultEntry for the active client "fo-client" (whatever was asked). */
@@ -477,6 +486,13 @@ static int fake_serve_one(fake_ldap_t *f, int fd)
         send_entry(fd, msgid, idlen);
         send_result(fd, msgid, idlen, 0x65);
         return !f->close_after_search;
+    case 0x66:                         /* ModifyRequest */
+    case 0x68:                         /* AddRequest */
+    case 0x4a:                         /* DelRequest */
+        f->writes++;
+        send_code(fd, msgid, idlen, op[0] == 0x4a ? 0x6b : (unsigned char)(op[0] + 1),
+                  f->refer ? 10 : 0);   /* 10: referral */
+        return 1;
     case 0x42:                         /* UnbindRequest */
         return 0;
     default:                           /* abandon and the rest: no answer */
@@ -654,6 +670,41 @@ START_TEST(test_search_timeout_moves_to_second_uri)
 }
 END_TEST
 
+/* A write on a connection pooled during a failover reaches the replica, which refers it: it
+ * is done on the provider, back by now. With the provider down it fails, saying why. */
+START_TEST(test_write_referred_by_replica_goes_to_provider)
+{
+    fake_ldap_t provider, replica;
+    atr_registry_t *reg;
+    const char *err = NULL;
+    int port1 = closed_port();
+
+    memset(&provider, 0, sizeof(provider));
+    memset(&replica, 0, sizeof(replica));
+    replica.refer = 1;
+    fake_start(&replica, 0);
+    atr_log_set_sink(quiet_sink, NULL, ATR_LOG_DEBUG);
+    reg = live_registry(apr_pstrcat(pool, uri_of(port1), " ", uri_of(replica.port), NULL));
+    expect_client(reg);   /* failover: the pool holds a connection to the replica */
+
+    ck_assert_int_eq(atr_registry_client_link_group(reg, "fo-client", "grp-9", "test", &err, pool),
+                     APR_EGENERAL);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_ptr_nonnull(strstr(err, "read-only replica"));
+
+    fake_start(&provider, port1);
+    err = NULL;
+    ck_assert_int_eq(atr_registry_client_link_group(reg, "fo-client", "grp-9", "test", &err, pool),
+                     APR_SUCCESS);
+    ck_assert_ptr_null(err);
+    ck_assert_int_eq(provider.writes, 1);
+    ck_assert_int_eq(replica.writes, 3);   /* twice in the first call, once in the second */
+    atr_log_set_sink(NULL, NULL, ATR_LOG_NOTICE);
+    fake_stop(&provider);
+    fake_stop(&replica);
+}
+END_TEST
+
 /* Both servers down: fail closed. Then the first comes back on its port: held down or not,
  * it is tried when nothing else answers, so the next call works. */
 START_TEST(test_all_down_then_first_back)
@@ -771,6 +822,7 @@ Suite *registry_suite(void)
     tcase_add_test(tc, test_hung_first_uri_is_held_down);
     tcase_add_test(tc, test_search_timeout_moves_to_second_uri);
     tcase_add_test(tc, test_all_down_then_first_back);
+    tcase_add_test(tc, test_write_referred_by_replica_goes_to_provider);
     tcase_add_test(tc, test_first_stops_while_pooled);
     suite_add_tcase(s, tc);
     tc = tcase_create("failback");   /* waits out the 30 s hold-down */
