@@ -22,6 +22,8 @@ static const atrctl_cmd_t commands[] = {
     { "client", atrctl_cmd_client, "register Consumers in the LDAP registry (add, show, list, set, ...)" },
     { "roster", atrctl_cmd_roster, "apply a monthly roster (CSV) to a Group as its next version" },
     { "export", atrctl_cmd_export, "write a Group's attribution list as NDJSON files (like a bulk export)" },
+    { "fetch", atrctl_cmd_fetch, "as a Consumer: get attribution lists from a Producer (SMART + bulk export)" },
+    { "keygen", atrctl_cmd_keygen, "a Consumer key pair: private key PEM and public JWKS with its kid" },
     { NULL, NULL, NULL }
 };
 

@@ -26,5 +26,7 @@ int atrctl_cmd_demo_data(atrctl_ctx_t *ctx, int argc, const char *const *argv);
 int atrctl_cmd_client(atrctl_ctx_t *ctx, int argc, const char *const *argv);
 int atrctl_cmd_roster(atrctl_ctx_t *ctx, int argc, const char *const *argv);
 int atrctl_cmd_export(atrctl_ctx_t *ctx, int argc, const char *const *argv);
+int atrctl_cmd_fetch(atrctl_ctx_t *ctx, int argc, const char *const *argv);
+int atrctl_cmd_keygen(atrctl_ctx_t *ctx, int argc, const char *const *argv);
 
 #endif

@@ -6,6 +6,7 @@
 #include <apr_file_io.h>
 #include <apr_general.h>
 #include <apr_strings.h>
+#include <apr_user.h>
 #include <jansson.h>
 #include "atr_json.h"
 #include "atr_registry.h"
@@ -288,6 +289,19 @@ static const char *generate_id(apr_pool_t *p)
                         b[12], b[13], b[14], b[15]);
 }
 
+/* atrChangedBy of atrctl's writes: "atrctl:" and the Unix account running it (the effective
+ * one: under sudo that is root, and sudo's own log names the person). */
+static void stamp(atr_client_t *c, apr_pool_t *p)
+{
+    apr_uid_t uid;
+    apr_gid_t gid;
+    char *name = NULL;
+
+    if (apr_uid_current(&uid, &gid, p) != APR_SUCCESS) name = apr_pstrdup(p, "unknown");
+    else if (apr_uid_name_get(&name, uid, p) != APR_SUCCESS || !name) name = apr_psprintf(p, "uid%ld", (long)uid);
+    atr_client_stamp(c, apr_pstrcat(p, "atrctl:", name, NULL), apr_time_now(), p);
+}
+
 static const char *opt_text(const char *given, const char *old)
 {
     if (!given) return old;
@@ -390,6 +404,8 @@ static json_t *client_json(const atr_client_t *c, apr_pool_t *p)
     json_set_str(o, "dn", c->dn);
     json_set_str(o, "modified_by", c->modified_by);
     json_set_str(o, "modified_at", c->modified_at);
+    json_set_str(o, "changed_by", c->changed_by);
+    json_set_str(o, "changed_at", c->changed_at);
     return o;
 }
 
@@ -436,6 +452,8 @@ static void print_client(const atr_client_t *c, apr_pool_t *p)
     print_line("dn", c->dn);
     print_line("modified_by", c->modified_by);
     print_line("modified_at", c->modified_at);
+    print_line("changed_by", c->changed_by);
+    print_line("changed_at", c->changed_at);
 }
 
 static int cmd_add(atr_registry_t *reg, const client_opts_t *o, apr_pool_t *p)
@@ -458,6 +476,7 @@ static int cmd_add(atr_registry_t *reg, const client_opts_t *o, apr_pool_t *p)
     }
     if ((rc = apply_fields(c, o, p)) >= 0) return rc;
     if ((rc = validate(c, NULL, o, p)) >= 0) return rc;
+    stamp(c, p);
     rv = atr_registry_client_add(reg, c, &err, p);
     if (rv != APR_SUCCESS) return write_result(rv, err, reg, o, p);
     if (generated) printf("%s\n", c->client_id);
@@ -542,6 +561,7 @@ static int cmd_change(const char *sub, atr_registry_t *reg, const client_opts_t 
         done = c->disabled ? "disabled" : "enabled";
     }
     if ((rc = validate(c, old, o, p)) >= 0) return rc;
+    stamp(c, p);
     rv = atr_registry_client_modify(reg, c, &err, p);
     if (rv != APR_SUCCESS) return write_result(rv, err, reg, o, p);
     printf("client %s %s\n", id, done);

@@ -49,13 +49,33 @@ typedef struct atr_bulk_error_t {
  * a malformed reference → 400 invalid); _typeFilter, _elements, includeAssociatedData and
  * any other parameter → 400 not-supported (lenient: ignored + issue). A body that is not
  * JSON or not a Parameters resource → 400 invalid.
- * Returns APR_SUCCESS with *pparams, or APR_EINVAL with *perr filled. */
+ * Details the rules above leave open, as implemented:
+ *  - _since, _until, _outputFormat, exportType given twice → 400 invalid; an empty _type, or
+ *    an empty item in its comma list → 400 invalid; a parameter in the query and in the body
+ *    (aliases count as the same) → 400 invalid.
+ *  - _outputFormat and exportType are refused even under lenient (files in another format,
+ *    or other content, than asked would mislead); malformed values always are.
+ *  - EXP-04 refusal: code "required". Lenient: only unknown types ignored and none left →
+ *    $export refuses (400 not-supported), $davinci-data-export gets its three minimum types.
+ *  - Issues: severity "warning", code "not-supported" (ignored) or "informational" (minimum
+ *    types added); the text names the parameter; a repeated one is noted once.
+ *  - Query values only: a value that fails as given is tried with its spaces read as '+'
+ *    (an unescaped '+' in `+01:00` or `fhir+ndjson` arrives as a space).
+ *  - Body entries: FHIR's one-of value[x]/resource/part; our string parameters take any
+ *    primitive value[x] whose JSON is a string, patient only valueReference.reference
+ *    "Patient/<id>"; an unknown element → 400 invalid; a modifierExtension → 400 not-supported.
+ * Returns APR_SUCCESS with *pparams, or APR_EINVAL with *perr filled (status 400 here: 413
+ * and 415 are the glue's). */
 apr_status_t atr_bulk_params_parse(atr_bulk_params_t **pparams, atr_bulk_error_t *perr,
                                    atr_bulk_op_e op, const apr_array_header_t *query,
                                    const char *body, int lenient, apr_pool_t *p);
 
-/* The parsed parameters as compact JSON (kept in the job row) and back. from_json returns
- * APR_EINVAL on text it did not write. */
+/* The parsed parameters as compact JSON (kept in the job row) and back:
+ *   {"types":[...],"since":"...","until":"...","patients":[...],"issues":[{"severity":"...",
+ *    "code":"...","text":"..."}]}   (since, until, patients only when set; patients never []).
+ * from_json returns APR_EINVAL on text it did not write: anything whose re-serialization is
+ * not byte-identical, or that breaks the parse invariants (types known, ordered, unique and
+ * not empty; instants; _until not before _since; Patient/<id> references, unique). */
 const char *atr_bulk_params_to_json(const atr_bulk_params_t *params, apr_pool_t *p);
 apr_status_t atr_bulk_params_from_json(atr_bulk_params_t **pparams, const char *json, apr_pool_t *p);
 

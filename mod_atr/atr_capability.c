@@ -1,6 +1,6 @@
-/* The CapabilityStatement: only what this build serves. Export and the reconciliation
- * operations are added here when they are implemented (not before: clients and testers take
- * the statement at its word). */
+/* The CapabilityStatement: only what this build serves. The reconciliation operations are
+ * added here when they are implemented (not before: clients and testers take the statement
+ * at its word). */
 #include <string.h>
 #include <apr_strings.h>
 #include "atr_fhir.h"
@@ -51,6 +51,33 @@ static json_t *group_resource(const char *base_url, apr_pool_t *p)
     json_array_append_new(params, search_param("_id",
         "http://hl7.org/fhir/SearchParameter/Resource-id", "token", "logical id"));
     json_object_set_new(res, "searchParam", params);
+    /* EXP-01, EXP-13: the Group-level bulk export, ATR 2.x and STU1 forms */
+    json_object_set_new(res, "operation", json_pack("[{s:s,s:s,s:s},{s:s,s:s,s:s}]",
+        "name", "davinci-data-export",
+        "definition", ATR_IG "/OperationDefinition/davinci-data-export",
+        "documentation", "Bulk Data kick-off (GET, or POST with Parameters); requires read scope "
+                         "on every exported type; output per docs/bulk-export.md",
+        "name", "export",
+        "definition", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
+        "documentation", "the same export for ATR STU1 and plain Bulk Data clients"));
+    /* §2.4, §7: the ATR 2.x reconciliation operations (docs/reconciliation.md) */
+    {
+        json_t *ops = json_object_get(res, "operation");
+        /* CRE-01: POST [base]/Group creates an empty attribution list */
+        json_array_append_new(json_object_get(res, "interaction"), json_pack("{s:s}", "code", "create"));
+        json_array_append_new(ops, json_pack("{s:s,s:s,s:s}", "name", "member-add",
+            "definition", ATR_IG "/OperationDefinition/member-add",
+            "documentation", "POST Parameters; draft or open lists; needs system/Group.write (or .u)"));
+        json_array_append_new(ops, json_pack("{s:s,s:s,s:s}", "name", "member-remove",
+            "definition", ATR_IG "/OperationDefinition/member-remove",
+            "documentation", "POST Parameters; draft lists keep the entry inactive, open lists drop it"));
+        json_array_append_new(ops, json_pack("{s:s,s:s,s:s}", "name", "confirm-attribution-list",
+            "definition", ATR_IG "/OperationDefinition/confirm-attribution-list",
+            "documentation", "POST; the list becomes final (201)"));
+        json_array_append_new(ops, json_pack("{s:s,s:s,s:s}", "name", "attribution-status",
+            "definition", ATR_IG "/OperationDefinition/attribution-status",
+            "documentation", "POST Parameters (memberId or patientReference); answers a collection Bundle"));
+    }
     return res;
 }
 

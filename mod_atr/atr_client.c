@@ -91,7 +91,63 @@ atr_client_t *atr_client_copy(const atr_client_t *c, apr_pool_t *p)
     n->description = apr_pstrdup(p, c->description);
     n->modified_by = apr_pstrdup(p, c->modified_by);
     n->modified_at = apr_pstrdup(p, c->modified_at);
+    n->changed_by = apr_pstrdup(p, c->changed_by);
+    n->changed_at = apr_pstrdup(p, c->changed_at);
     return n;
+}
+
+#define CHANGED_BY_MAX 256
+
+/* Length of the UTF-8 sequence at s (at most n bytes), 0 when it is not well-formed. */
+static apr_size_t utf8_len(const unsigned char *s, apr_size_t n)
+{
+    apr_size_t len, i;
+    if (s[0] < 0x80) return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) len = 2;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef) len = 3;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4) len = 4;
+    else return 0;
+    if (len > n) return 0;
+    for (i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    }
+    /* overlong forms, surrogates, beyond U+10FFFF */
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0)
+        || (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90)) return 0;
+    return len;
+}
+
+void atr_client_stamp(atr_client_t *c, const char *who, apr_time_t now, apr_pool_t *p)
+{
+    apr_time_exp_t t;
+    char *out = NULL;
+
+    /* The directory refuses a value that is not UTF-8 (DirectoryString) and the name is
+     * only a record: control characters and broken bytes become '?', and a very long
+     * name is cut at a character boundary, so a strange login never blocks a change. */
+    if (who && *who) {
+        const unsigned char *s = (const unsigned char *)who;
+        apr_size_t n = strlen(who), i = 0, o = 0;
+        out = apr_palloc(p, CHANGED_BY_MAX + 1);
+        while (i < n) {
+            apr_size_t len = utf8_len(s + i, n - i);
+            if (len == 0 || (len == 1 && (s[i] < 0x20 || s[i] == 0x7f))) {
+                if (o + 1 > CHANGED_BY_MAX) break;
+                out[o++] = '?';
+                i++;
+                continue;
+            }
+            if (o + len > CHANGED_BY_MAX) break;
+            memcpy(out + o, s + i, len);
+            o += len;
+            i += len;
+        }
+        out[o] = '\0';
+    }
+    c->changed_by = out;
+    apr_time_exp_gmt(&t, now);
+    c->changed_at = apr_psprintf(p, "%04d%02d%02d%02d%02d%02dZ", t.tm_year + 1900, t.tm_mon + 1,
+                                 t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec);
 }
 
 int atr_client_id_is_valid(const char *id)

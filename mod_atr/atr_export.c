@@ -408,6 +408,21 @@ static apr_status_t writer_line(writer_t *w, const char *data, apr_size_t len)
     return writer_pieces(w, &pc, 1);
 }
 
+/* A failed writer's open file goes away before its writer_t (on the caller's stack) does:
+ * nothing of it still in flight or buffered, closed, removed. */
+static void writer_abort(writer_t *w)
+{
+    export_t *x = w->x;
+
+    if (!w->f) return;
+    flusher_wait(&x->fl);
+    x->fl.len = 0;
+    apr_file_close(w->f);
+    w->f = NULL;
+    apr_file_remove(w->tmp, x->p);
+    if (x->open == w) x->open = NULL;
+}
+
 static void writer_init(writer_t *w, export_t *x, const char *type, apr_array_header_t *list)
 {
     memset(w, 0, sizeof(*w));
@@ -1200,6 +1215,7 @@ static apr_status_t export_type(export_t *x, int t, apr_pool_t *p)
     if (what && !strcmp(what, "read")) rv = fail(x, rv, "cannot read %s: %s", tc.type, atr_db_error(x->db, rv));
     if (what && !strcmp(what, "store")) rv = fail(x, rv, "cannot record references: %s", atr_db_error(x->db, rv));
     if (rv == APR_SUCCESS) rv = writer_close(&tc.w);
+    else writer_abort(&tc.w);
     if (rv == APR_SUCCESS && x->want[t] && x->res->missing[t]) {
         add_issue(x, "warning", "not-found",
                   apr_psprintf(p, "%ld referenced %s resource%s not in the store (or deleted): not exported",
@@ -1435,6 +1451,9 @@ static apr_status_t export_group_line(int *pproviders, export_t *x, const atr_re
         x->res->total++;
         rv = writer_close(&w);
     }
+    else {
+        writer_abort(&w);
+    }
     return rv;
 }
 
@@ -1450,6 +1469,7 @@ static apr_status_t write_issues(export_t *x)
         rv = writer_line(&w, line, strlen(line));
     }
     if (rv == APR_SUCCESS) rv = writer_close(&w);
+    else writer_abort(&w);
     return rv;
 }
 

@@ -13,12 +13,23 @@
 
 #define OC_FILTER "(objectClass=atrConsumer)"
 
+/* A URI that did not answer is tried only after the others for this long (but still tried
+ * when none of them answers): with a hung first server every new connection would otherwise
+ * wait the whole timeout on it before reaching a replica. */
+#define HOLD_DOWN_SEC 30
+
 /* Every attribute this module reads; writes touch REG_ATTRS only. */
 static const char *const READ_ATTRS[] = {
     "atrClientId", "atrClientStatus", "atrJwksUrl", "atrJwks", "atrScope", "atrNpi", "atrTin",
-    "atrContractId", "atrGroupId", "displayName", "mail", "description", "modifiersName",
-    "modifyTimestamp", NULL
+    "atrContractId", "atrGroupId", "atrChangedBy", "atrChangedAt", "displayName", "mail",
+    "description", "modifiersName", "modifyTimestamp", NULL
 };
+
+/* An idle connection and the index of the URI it is connected to. */
+typedef struct pooled_t {
+    LDAP *ld;
+    int uri;
+} pooled_t;
 
 typedef struct cache_entry_t {
     apr_time_t expires;
@@ -29,9 +40,10 @@ struct atr_registry_t {
     apr_pool_t *pool;
     atr_registry_conf_t conf;
     apr_array_header_t *uris;     /* const char * */
-    apr_thread_mutex_t *mutex;    /* idle stack, cache, last_error */
-    LDAP **idle;                  /* pool_max slots */
+    apr_thread_mutex_t *mutex;    /* idle stack, down_until, cache, last_error */
+    pooled_t *idle;               /* pool_max slots */
     int nidle;
+    apr_time_t *down_until;       /* per URI: tried after the others until then (0: answered) */
     apr_pool_t *cache_pool;       /* cleared as a whole to keep memory bounded */
     apr_hash_t *cache;
     unsigned cache_count;
@@ -64,7 +76,7 @@ static apr_status_t registry_cleanup(void *data)
 {
     atr_registry_t *reg = data;
     while (reg->nidle > 0) {
-        ldap_unbind_ext_s(reg->idle[--reg->nidle], NULL, NULL);
+        ldap_unbind_ext_s(reg->idle[--reg->nidle].ld, NULL, NULL);
     }
     return APR_SUCCESS;
 }
@@ -100,7 +112,8 @@ apr_status_t atr_registry_create(atr_registry_t **preg, const atr_registry_conf_
     }
     rv = apr_thread_mutex_create(&reg->mutex, APR_THREAD_MUTEX_DEFAULT, p);
     if (rv != APR_SUCCESS) return rv;
-    reg->idle = apr_pcalloc(p, sizeof(LDAP *) * (apr_size_t)reg->conf.pool_max);
+    reg->idle = apr_pcalloc(p, sizeof(pooled_t) * (apr_size_t)reg->conf.pool_max);
+    reg->down_until = apr_pcalloc(p, sizeof(apr_time_t) * (apr_size_t)reg->uris->nelts);
     rv = apr_pool_create(&reg->cache_pool, p);
     if (rv != APR_SUCCESS) return rv;
     reg->cache = apr_hash_make(reg->cache_pool);
@@ -146,25 +159,65 @@ static int connect_one(LDAP **pld, atr_registry_t *reg, const char *uri, const c
     return LDAP_SUCCESS;
 }
 
-/* A pooled connection (*preused = 1), or a new one to the first URI that answers. */
-static apr_status_t conn_acquire(LDAP **pld, int *preused, atr_registry_t *reg, apr_pool_t *p)
+/* Try uri after the others for the next HOLD_DOWN_SEC. */
+static void conn_hold_down(atr_registry_t *reg, int uri)
+{
+    if (uri < 0) return;
+    apr_thread_mutex_lock(reg->mutex);
+    reg->down_until[uri] = apr_time_now() + apr_time_from_sec(HOLD_DOWN_SEC);
+    apr_thread_mutex_unlock(reg->mutex);
+}
+
+/* A pooled connection (*preused = 1), or a new one to the first URI that answers: first
+ * those that are not held down, in their order, then those that are (a server that came back
+ * early is still found when nothing else answers). *puri: the index of its URI. */
+static apr_status_t conn_acquire(LDAP **pld, int *puri, int *preused, atr_registry_t *reg, apr_pool_t *p)
 {
     const char *why = NULL, *all = NULL;
-    int i;
+    int n = reg->uris->nelts, *order = apr_palloc(p, sizeof(int) * (apr_size_t)n);
+    int *held = apr_palloc(p, sizeof(int) * (apr_size_t)n);
+    int i, k, pass, norder = 0;
+    apr_time_t now = apr_time_now();
 
     *pld = NULL;
+    *puri = -1;
     *preused = 0;
     apr_thread_mutex_lock(reg->mutex);
     if (reg->nidle > 0) {
-        *pld = reg->idle[--reg->nidle];
+        reg->nidle--;
+        *pld = reg->idle[reg->nidle].ld;
+        *puri = reg->idle[reg->nidle].uri;
         *preused = 1;
     }
+    for (i = 0; i < n; i++) held[i] = reg->down_until[i] > now;
     apr_thread_mutex_unlock(reg->mutex);
     if (*pld) return APR_SUCCESS;
 
-    for (i = 0; i < reg->uris->nelts; i++) {
-        const char *uri = APR_ARRAY_IDX(reg->uris, i, const char *);
-        if (connect_one(pld, reg, uri, &why, p) == LDAP_SUCCESS) return APR_SUCCESS;
+    for (pass = 0; pass < 2; pass++) {
+        for (i = 0; i < n; i++) {
+            if (held[i] == pass) order[norder++] = i;
+        }
+    }
+    for (k = 0; k < norder; k++) {
+        const char *uri;
+        i = order[k];
+        uri = APR_ARRAY_IDX(reg->uris, i, const char *);
+        if (connect_one(pld, reg, uri, &why, p) == LDAP_SUCCESS) {
+            apr_thread_mutex_lock(reg->mutex);
+            reg->down_until[i] = 0;
+            apr_thread_mutex_unlock(reg->mutex);
+            if (i > 0) {
+                /* Says which server took over, so an operator sees the failover, not only
+                 * the URIs that failed (ATR00401). */
+                atr_log_perror(ATR_LOG_MARK, ATR_LOG_WARNING, APR_SUCCESS, p,
+                               "ATR01000: LDAP failover: connected to %s, URI %d of %d (those before "
+                               "it did not answer%s)", uri, i + 1, n,
+                               k < i ? " in the last " APR_STRINGIFY(HOLD_DOWN_SEC) " s" : "");
+            }
+            *puri = i;
+            return APR_SUCCESS;
+        }
+        conn_hold_down(reg, i);
         atr_log_perror(ATR_LOG_MARK, ATR_LOG_WARNING, APR_SUCCESS, p, "ATR00401: LDAP %s", why);
         all = all ? apr_pstrcat(p, all, "; ", why, NULL) : why;
     }
@@ -172,15 +225,31 @@ static apr_status_t conn_acquire(LDAP **pld, int *preused, atr_registry_t *reg, 
     return APR_EGENERAL;
 }
 
-static void conn_release(atr_registry_t *reg, LDAP *ld, int broken)
+/* A healthy connection goes back to the pool, except one to a later URI once an earlier URI
+ * is no longer held down: dropping it makes the next new connection try the earlier one
+ * again, so the registry returns to the first server after a failover instead of staying on
+ * a replica for as long as the process lives. */
+static void conn_release(atr_registry_t *reg, LDAP *ld, int uri, int broken, apr_pool_t *p)
 {
+    int failback = 0;
+
     if (!broken) {
+        apr_time_t now = apr_time_now();
+        int j;
         apr_thread_mutex_lock(reg->mutex);
-        if (reg->nidle < reg->conf.pool_max) {
-            reg->idle[reg->nidle++] = ld;
+        for (j = 0; j < uri && !failback; j++) failback = reg->down_until[j] <= now;
+        if (!failback && reg->nidle < reg->conf.pool_max) {
+            reg->idle[reg->nidle].ld = ld;
+            reg->idle[reg->nidle].uri = uri;
+            reg->nidle++;
             ld = NULL;
         }
         apr_thread_mutex_unlock(reg->mutex);
+    }
+    if (failback) {
+        atr_log_perror(ATR_LOG_MARK, ATR_LOG_DEBUG, APR_SUCCESS, p,
+                       "ATR01001: LDAP connection to %s closed: an earlier URI is tried again first",
+                       APR_ARRAY_IDX(reg->uris, uri, const char *));
     }
     if (ld) ldap_unbind_ext_s(ld, NULL, NULL);
 }
@@ -192,7 +261,7 @@ static void conn_flush_idle(atr_registry_t *reg)
     int n = 0;
 
     apr_thread_mutex_lock(reg->mutex);
-    while (reg->nidle > 0 && n < 64) dead[n++] = reg->idle[--reg->nidle];
+    while (reg->nidle > 0 && n < 64) dead[n++] = reg->idle[--reg->nidle].ld;
     apr_thread_mutex_unlock(reg->mutex);
     while (n > 0) ldap_unbind_ext_s(dead[--n], NULL, NULL);
 }
@@ -209,19 +278,26 @@ static apr_status_t registry_run(int *prc, atr_registry_t *reg, const char *what
     *prc = LDAP_OTHER;
     while (attempt <= reg->conf.retries) {
         LDAP *ld = NULL;
-        int reused = 0, rc;
+        int reused = 0, uri = -1, rc;
 
-        if (conn_acquire(&ld, &reused, reg, p) != APR_SUCCESS) {
+        if (conn_acquire(&ld, &uri, &reused, reg, p) != APR_SUCCESS) {
             attempt++;
             continue;
         }
         rc = op(ld, baton, p);
         if (!is_connection_error(rc)) {
-            conn_release(reg, ld, 0);
+            conn_release(reg, ld, uri, 0, p);
             *prc = rc;
             return APR_SUCCESS;
         }
-        conn_release(reg, ld, 1);
+        conn_release(reg, ld, uri, 1, p);
+        if (!reused || rc != LDAP_SERVER_DOWN) {
+            /* The server took the bind but not the operation (timeout, busy, unavailable):
+             * the retry must go to another URI, not to the same one again. A pooled connection
+             * that is merely closed (SERVER_DOWN: the server dropped it while idle) says
+             * nothing about the server; the new connection finds out. */
+            conn_hold_down(reg, uri);
+        }
         set_last_error(reg, apr_psprintf(p, "%s: %s", what, ldap_err2string(rc)));
         atr_log_perror(ATR_LOG_MARK, ATR_LOG_WARNING, APR_SUCCESS, p,
                        "ATR00402: LDAP %s failed on a %s connection: %s", what,
@@ -316,6 +392,9 @@ static atr_client_t *entry_to_client(LDAP *ld, LDAPMessage *e, apr_pool_t *p)
     c->description = entry_value(ld, e, "description", p);
     c->modified_by = entry_value(ld, e, "modifiersName", p);
     c->modified_at = entry_value(ld, e, "modifyTimestamp", p);
+    /* Absent on entries written by other tools or before the schema had them: stay NULL. */
+    c->changed_by = entry_value(ld, e, "atrChangedBy", p);
+    c->changed_at = entry_value(ld, e, "atrChangedAt", p);
     return c;
 }
 
@@ -500,8 +579,8 @@ apr_status_t atr_registry_client_list(apr_array_header_t **pclients, atr_registr
  * cannot carry empty ones); otherwise they become a REPLACE with no values (= delete). */
 static LDAPMod **client_mods(const atr_client_t *c, int add_only, apr_pool_t *p)
 {
-    struct { const char *attr; apr_array_header_t *vals; } a[14];
-    LDAPMod **mods = apr_pcalloc(p, sizeof(LDAPMod *) * 16);
+    struct { const char *attr; apr_array_header_t *vals; } a[16];
+    LDAPMod **mods = apr_pcalloc(p, sizeof(LDAPMod *) * 18);
     int i, n = 0, m = 0;
 
 #define ONE(name, v) do { \
@@ -529,6 +608,10 @@ static LDAPMod **client_mods(const atr_client_t *c, int add_only, apr_pool_t *p)
     ONE("displayName", c->name);
     ONE("mail", c->contact);
     ONE("description", c->description);
+    /* In the same add/modify as the change itself, so the record cannot be missing or
+     * name someone else when the change went through. */
+    ONE("atrChangedBy", c->changed_by);
+    ONE("atrChangedAt", c->changed_at);
 #undef ONE
 #undef MANY
 
@@ -567,6 +650,39 @@ static int write_op(LDAP *ld, void *baton, apr_pool_t *p)
     }
 }
 
+/* A write answered with a referral reached a read-only replica: on a connection pooled during
+ * a failover (the provider may be back by now), or because the provider does not answer. Try
+ * it once more on a new connection to each URI in the configured order (the provider first),
+ * passing over those that refer too. APR_SUCCESS: a server took it, its result in *prc. */
+static apr_status_t write_on_provider(int *prc, atr_registry_t *reg, write_baton_t *b, apr_pool_t *p)
+{
+    int i;
+
+    for (i = 0; i < reg->uris->nelts; i++) {
+        const char *uri = APR_ARRAY_IDX(reg->uris, i, const char *), *why = NULL;
+        LDAP *ld = NULL;
+        int rc;
+
+        if (connect_one(&ld, reg, uri, &why, p) != LDAP_SUCCESS) {
+            conn_hold_down(reg, i);
+            atr_log_perror(ATR_LOG_MARK, ATR_LOG_WARNING, APR_SUCCESS, p, "ATR00401: LDAP %s", why);
+            continue;
+        }
+        apr_thread_mutex_lock(reg->mutex);
+        reg->down_until[i] = 0;
+        apr_thread_mutex_unlock(reg->mutex);
+        rc = write_op(ld, b, p);
+        if (rc == LDAP_REFERRAL || is_connection_error(rc)) {
+            conn_release(reg, ld, i, 1, p);
+            continue;
+        }
+        conn_release(reg, ld, i, 0, p);
+        *prc = rc;
+        return APR_SUCCESS;
+    }
+    return APR_EGENERAL;
+}
+
 static apr_status_t registry_write(atr_registry_t *reg, int kind, const char *client_id, LDAPMod **mods,
                                    const char **perr, apr_pool_t *p)
 {
@@ -580,6 +696,12 @@ static apr_status_t registry_write(atr_registry_t *reg, int kind, const char *cl
     b.mods = mods;
     b.kind = kind;
     rv = registry_run(&rc, reg, what[kind], write_op, &b, p);
+    if (rv == APR_SUCCESS && rc == LDAP_REFERRAL) {
+        atr_log_perror(ATR_LOG_MARK, ATR_LOG_INFO, APR_SUCCESS, p,
+                       "ATR01003: LDAP %s of %s referred by a read-only replica: trying the URIs in "
+                       "order for the provider", what[kind], b.dn);
+        write_on_provider(&rc, reg, &b, p);
+    }
     atr_registry_cache_forget(reg, client_id);
     if (rv != APR_SUCCESS) {
         err = apr_psprintf(p, "LDAP directory unreachable (%s): %s", reg->conf.uris,
@@ -591,6 +713,9 @@ static apr_status_t registry_write(atr_registry_t *reg, int kind, const char *cl
         atr_log_perror(ATR_LOG_MARK, ATR_LOG_INFO, APR_SUCCESS, p, "ATR00407: LDAP %s of %s done",
                        what[kind], b.dn);
         break;
+    case LDAP_TYPE_OR_VALUE_EXISTS:
+        /* only an added value can meet this (a link already there): nothing to do */
+        break;
     case LDAP_ALREADY_EXISTS:
         rv = APR_EEXIST;
         err = apr_psprintf(p, "client %s already exists", client_id);
@@ -599,6 +724,14 @@ static apr_status_t registry_write(atr_registry_t *reg, int kind, const char *cl
         rv = APR_NOTFOUND;
         err = apr_psprintf(p, "client %s does not exist (or the base DN %s is missing)", client_id,
                            reg->conf.base_dn);
+        break;
+    case LDAP_REFERRAL:
+        /* Referrals are not chased (connect_one): a syncrepl replica answers every write so. */
+        rv = APR_EGENERAL;
+        err = apr_psprintf(p, "LDAP %s of %s refused: the server that answered is a read-only "
+                           "replica (referral); writes need the provider up and listed first (%s)",
+                           what[kind], b.dn, reg->conf.uris);
+        atr_log_perror(ATR_LOG_MARK, ATR_LOG_ERR, rv, p, "ATR01002: %s", err);
         break;
     default:
         rv = APR_EGENERAL;
@@ -629,6 +762,45 @@ apr_status_t atr_registry_client_modify(atr_registry_t *reg, const atr_client_t 
         return APR_EINVAL;
     }
     return registry_write(reg, 1, client->client_id, client_mods(client, 0, p), perr, p);
+}
+
+apr_status_t atr_registry_client_link_group(atr_registry_t *reg, const char *client_id, const char *group_id,
+                                            const char *who, const char **perr, apr_pool_t *p)
+{
+    atr_client_t stamp;
+    LDAPMod *mods[4], add, by, at;
+    char *gvals[2], *byvals[2], *atvals[2];
+    apr_status_t rv;
+
+    if (!atr_client_id_is_valid(client_id)) {
+        if (perr) *perr = apr_psprintf(p, "client %s does not exist", client_id ? client_id : "");
+        return APR_NOTFOUND;
+    }
+    memset(&stamp, 0, sizeof(stamp));
+    atr_client_stamp(&stamp, who, apr_time_now(), p);
+    /* one value added, not the entry rewritten: concurrent links cannot lose each other, and
+     * the writer needs write access to these three attributes only */
+    gvals[0] = apr_pstrdup(p, group_id);
+    gvals[1] = NULL;
+    add.mod_op = LDAP_MOD_ADD;
+    add.mod_type = apr_pstrdup(p, "atrGroupId");
+    add.mod_values = gvals;
+    byvals[0] = apr_pstrdup(p, stamp.changed_by ? stamp.changed_by : "");
+    byvals[1] = NULL;
+    by.mod_op = LDAP_MOD_REPLACE;
+    by.mod_type = apr_pstrdup(p, "atrChangedBy");
+    by.mod_values = byvals;
+    atvals[0] = apr_pstrdup(p, stamp.changed_at);
+    atvals[1] = NULL;
+    at.mod_op = LDAP_MOD_REPLACE;
+    at.mod_type = apr_pstrdup(p, "atrChangedAt");
+    at.mod_values = atvals;
+    mods[0] = &add;
+    mods[1] = &by;
+    mods[2] = &at;
+    mods[3] = NULL;
+    rv = registry_write(reg, 1, client_id, mods, perr, p);
+    return rv;
 }
 
 apr_status_t atr_registry_client_delete(atr_registry_t *reg, const char *client_id, const char **perr,

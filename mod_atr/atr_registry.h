@@ -24,6 +24,13 @@ typedef struct atr_client_t {
     const char *description;      /* description */
     const char *modified_by;      /* modifiersName (read only) */
     const char *modified_at;      /* modifyTimestamp (read only) */
+    /* Who made the last change through a writer and when: atrChangedBy (the staff member's
+     * REMOTE_USER, or "atrctl:<unix user>") and atrChangedAt (GeneralizedTime, UTC). Written
+     * as given by add and modify, in the same operation as the change; NULL when an entry
+     * has none (written by other tools or before these attributes existed). A writer calls
+     * atr_client_stamp before each write: a copy of a read entry still names the last one. */
+    const char *changed_by;
+    const char *changed_at;
 } atr_client_t;
 
 typedef struct atr_registry_conf_t {
@@ -58,6 +65,10 @@ apr_status_t atr_registry_client_add(atr_registry_t *reg, const atr_client_t *cl
  * half-written entries). APR_NOTFOUND if it does not exist. */
 apr_status_t atr_registry_client_modify(atr_registry_t *reg, const atr_client_t *client, const char **perr,
                                    apr_pool_t *p);
+/* Add group_id to the client's linked Groups (one LDAP modify: the value added, atrChangedBy/
+ * atrChangedAt replaced; an existing link is success). */
+apr_status_t atr_registry_client_link_group(atr_registry_t *reg, const char *client_id, const char *group_id,
+                                            const char *who, const char **perr, apr_pool_t *p);
 apr_status_t atr_registry_client_delete(atr_registry_t *reg, const char *client_id, const char **perr,
                                    apr_pool_t *p);
 /* Drop a cached entry (after a change made through this handle). */
@@ -75,6 +86,10 @@ apr_status_t atr_client_validate(const atr_client_t *client, int allow_http_loop
                                  const char **perr, apr_pool_t *p);
 
 /* ---- additions (helper HA) ---- */
+
+/* Record that who changes c now: changed_by = who (NULL/empty: removed on write),
+ * changed_at = now as GeneralizedTime ("20261125011500Z"). */
+void atr_client_stamp(atr_client_t *c, const char *who, apr_time_t now, apr_pool_t *p);
 
 /* A deep copy of c in p. */
 atr_client_t *atr_client_copy(const atr_client_t *c, apr_pool_t *p);

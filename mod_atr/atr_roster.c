@@ -478,6 +478,19 @@ static apr_status_t resolve_and_check(atr_roster_result_t *res, atr_db_t *db, ap
         }
         res->nerrors += total - shown;
     }
+    /* a coverage reference must name a Coverage the store has (DM-08): the export and
+     * $attribution-status follow it */
+    if ((rv = select_long(&total, db, "atr_rec_ros_cov_unknown_count", p, 0, NULL)) != APR_SUCCESS) return rv;
+    if (total) {
+        shown = 0;
+        args[0] = apr_itoa(p, ATR_ROSTER_MAX_ERRORS);
+        if ((rv = atr_db_select(&rows, db, "atr_rec_ros_cov_unknown", p, 1, args)) != APR_SUCCESS) return rv;
+        while (atr_db_next(&row, rows) == APR_SUCCESS) {
+            shown++;
+            add_error(res, p, atol(atr_db_col(rows, row, 0)), "unknown coverage %s", atr_db_col(rows, row, 1));
+        }
+        res->nerrors += total - shown;
+    }
     return APR_SUCCESS;
 }
 

@@ -226,6 +226,120 @@ static const atr_sql_stmt_t statements[] = {
       "SELECT id FROM atr_export_ref WHERE export_id = %s AND rtype = %s AND id > %s ORDER BY id LIMIT %d" },
     { "atr_exp_ref_delete", "DELETE FROM atr_export_ref WHERE export_id = %s" },
 
+    /* bulk export jobs (atr_job.c, docs/bulk-export.md); times are ms since the epoch (%lld) */
+    { "atr_job_insert",
+      "INSERT INTO atr_export_job (id, client_id, group_id, request, params, state, created, tx_time)"
+      " VALUES (%s, %s, %s, %s, %s, 'queued', %lld, %s) ON CONFLICT DO NOTHING" },
+    { "atr_job_get",
+      "SELECT id, client_id, group_id, request, params, state, created, tx_time, node, claim, prev_claim,"
+      " heartbeat, attempts, progress, outdir, files, error_code, error, finished, expires, last_poll"
+      " FROM atr_export_job WHERE id = %s" },
+    { "atr_job_by_claim",
+      "SELECT id, client_id, group_id, request, params, state, created, tx_time, node, claim, prev_claim,"
+      " heartbeat, attempts, progress, outdir, files, error_code, error, finished, expires, last_poll"
+      " FROM atr_export_job WHERE claim = %s" },
+    /* one poll per min interval: 0 rows = too soon (args now, id, now - interval) */
+    { "atr_job_poll",
+      "UPDATE atr_export_job SET last_poll = %lld WHERE id = %s AND last_poll <= %lld" },
+    /* anything to claim? (a read, so idle workers never take the write lock) */
+    { "atr_job_claimable",
+      "SELECT id FROM atr_export_job WHERE state = 'queued' OR (state = 'running' AND heartbeat < %lld"
+      " AND attempts < CAST(%d AS INTEGER)) LIMIT 1" },
+    /* the oldest claimable job (queued, or running without heartbeat since the stale limit),
+     * while this node runs fewer than max; the WHERE is repeated outside the subquery so
+     * that two claimers racing for one row cannot both win. The CAST: sqlite3 binds every
+     * parameter as text, and COUNT(*) (no column affinity) < '2' is always true there.
+     * A job whose workers died ATR_JOB_MAX_ATTEMPTS times is left to atr_job_exhausted_list.
+     * args: node, claim, now, (stale limit, max attempts) x 2, node, stale limit, max */
+    { "atr_job_claim",
+      "UPDATE atr_export_job SET state = 'running', node = %s, prev_claim = claim, claim = %s,"
+      " heartbeat = %lld, attempts = attempts + 1, progress = 0"
+      " WHERE id = (SELECT id FROM atr_export_job WHERE state = 'queued'"
+      " OR (state = 'running' AND heartbeat < %lld AND attempts < CAST(%d AS INTEGER)) ORDER BY created LIMIT 1)"
+      " AND (state = 'queued' OR (state = 'running' AND heartbeat < %lld AND attempts < CAST(%d AS INTEGER)))"
+      " AND (SELECT COUNT(*) FROM atr_export_job WHERE state = 'running' AND node = %s"
+      " AND heartbeat >= %lld) < CAST(%d AS INTEGER)" },
+    /* 0 rows: the job was deleted, or claimed again by another worker: stop */
+    { "atr_job_heartbeat",
+      "UPDATE atr_export_job SET heartbeat = %lld, progress = %lld"
+      " WHERE id = %s AND claim = %s AND state = 'running'" },
+    { "atr_job_done",
+      "UPDATE atr_export_job SET state = 'done', outdir = %s, files = %s, progress = %lld,"
+      " finished = %lld, expires = %lld, heartbeat = %lld WHERE id = %s AND claim = %s AND state = 'running'" },
+    { "atr_job_failed",
+      "UPDATE atr_export_job SET state = 'failed', error_code = %s, error = %s, finished = %lld,"
+      " expires = %lld WHERE id = %s AND claim = %s AND state = 'running'" },
+    /* a worker whose httpd stops hands its job back, not counting the attempt */
+    { "atr_job_release",
+      "UPDATE atr_export_job SET state = 'queued', node = NULL, heartbeat = 0, attempts = attempts - 1"
+      " WHERE id = %s AND claim = %s AND state = 'running'" },
+    /* jobs whose workers died too often (args: stale limit, max attempts, limit); each is then
+     * failed by its claim (atr_job_failed) and its last attempt's leftovers removed */
+    { "atr_job_exhausted",
+      "SELECT id, claim FROM atr_export_job WHERE state = 'running' AND heartbeat < %lld"
+      " AND attempts >= CAST(%d AS INTEGER) ORDER BY id LIMIT %d" },
+    { "atr_job_delete",
+      "UPDATE atr_export_job SET state = 'deleted', finished = %lld WHERE id = %s AND client_id = %s"
+      " AND state <> 'deleted'" },
+    /* what the sweeper removes: finished jobs past retention, deleted jobs no worker still
+     * heartbeats (args: now, stale limit, limit) */
+    { "atr_job_expired",
+      "SELECT id FROM atr_export_job WHERE (state IN ('done', 'failed') AND expires < %lld)"
+      " OR (state = 'deleted' AND heartbeat < %lld) ORDER BY id LIMIT %d" },
+    { "atr_job_remove", "DELETE FROM atr_export_job WHERE id = %s" },
+
+    /* reconciliation (atr_recon_store.c): who created a Group; resources whose stored body
+     * contains a string (narrowed in SQL, checked on the parsed body); one member's entries */
+    { "atr_rec_owner_insert",
+      "INSERT INTO atr_rec_owner (group_id, client_id, created) VALUES (%s, %s, %lld) ON CONFLICT DO NOTHING" },
+    { "atr_rec_owner_get", "SELECT 1 FROM atr_rec_owner WHERE group_id = %s AND client_id = %s" },
+    { "atr_rec_find_like",
+      "SELECT c.id, r.body FROM atr_current c JOIN atr_resource r ON r.rtype = c.rtype AND r.id = c.id"
+      " AND r.version = c.version WHERE c.rtype = %s AND c.deleted = 0 AND r.body LIKE %s ESCAPE '\\'"
+      " ORDER BY c.id LIMIT %d" },
+    { "atr_rec_mem_by_entity",
+      "SELECT body FROM atr_group_member WHERE group_id = %s AND version = %d AND entity_ref = %s ORDER BY seq" },
+    /* roster apply: coverage references that name no current Coverage */
+    { "atr_rec_ros_cov_unknown",
+      "SELECT r.line, r.coverage_ref FROM atr_roster_row r WHERE r.coverage_ref IS NOT NULL AND NOT EXISTS"
+      " (SELECT 1 FROM atr_current c WHERE c.rtype = 'Coverage' AND c.id = substr(r.coverage_ref, 10)"
+      " AND c.deleted = 0) ORDER BY r.line LIMIT %d" },
+    { "atr_rec_ros_cov_unknown_count",
+      "SELECT COUNT(*) FROM atr_roster_row r WHERE r.coverage_ref IS NOT NULL AND NOT EXISTS"
+      " (SELECT 1 FROM atr_current c WHERE c.rtype = 'Coverage' AND c.id = substr(r.coverage_ref, 10)"
+      " AND c.deleted = 0)" },
+
+    /* list-change Subscriptions (atr_subscription.c); times are ms since the epoch */
+    { "atr_sub_get",
+      "SELECT id, client_id, group_id, endpoint, headers, base_url, status, body, notified_version, events,"
+      " attempts, error FROM atr_sub_subscription WHERE id = %s" },
+    { "atr_sub_insert",
+      "INSERT INTO atr_sub_subscription (id, client_id, group_id, endpoint, headers, base_url, status, body,"
+      " notified_version, created, updated) VALUES (%s, %s, %s, %s, %s, %s, 'active', %s, %d, %lld, %lld)" },
+    { "atr_sub_update",
+      "UPDATE atr_sub_subscription SET group_id = %s, endpoint = %s, headers = %s, base_url = %s,"
+      " status = 'active', body = %s, notified_version = %d, attempts = 0, next_try = 0, error = NULL,"
+      " updated = %lld WHERE id = %s AND client_id = %s" },
+    /* active Subscriptions whose Group has a version above the one last notified, due now
+     * and not claimed by a running attempt (args: now, stale limit, limit) */
+    { "atr_sub_due",
+      "SELECT s.id, c.version FROM atr_sub_subscription s JOIN atr_current c ON c.rtype = 'Group'"
+      " AND c.id = s.group_id WHERE s.status = 'active' AND c.version > s.notified_version"
+      " AND s.next_try <= %lld AND (s.claim IS NULL OR s.claimed_at < %lld) ORDER BY s.next_try LIMIT %d" },
+    /* one attempt at a time; a claim older than the stale limit is taken over. The due
+     * condition is checked again here: another worker may have delivered (and released its
+     * claim) since this one read atr_sub_due. (args: claim, now, id, stale limit, now) */
+    { "atr_sub_claim",
+      "UPDATE atr_sub_subscription SET claim = %s, claimed_at = %lld WHERE id = %s AND status = 'active'"
+      " AND (claim IS NULL OR claimed_at < %lld) AND next_try <= %lld AND notified_version <"
+      " (SELECT c.version FROM atr_current c WHERE c.rtype = 'Group' AND c.id = atr_sub_subscription.group_id)" },
+    { "atr_sub_delivered",
+      "UPDATE atr_sub_subscription SET notified_version = %d, events = events + 1, attempts = 0, next_try = 0,"
+      " error = NULL, claim = NULL, claimed_at = 0 WHERE id = %s AND claim = %s" },
+    { "atr_sub_failed",
+      "UPDATE atr_sub_subscription SET attempts = attempts + 1, next_try = %lld, error = %s, status = %s,"
+      " claim = NULL, claimed_at = 0 WHERE id = %s AND claim = %s" },
+
     { NULL, NULL }
 };
 

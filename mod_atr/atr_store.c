@@ -456,6 +456,19 @@ static apr_status_t put_stored(int *pversion, int *pchanged, atr_db_t *db, const
     apr_dbd_row_t *row;
     apr_status_t rv;
 
+    /* DM-20/D10: a Group's quantity counts its member entries. Every writer (load, roster,
+     * reconciliation) passes the previous or given body: a quantity there is made true here,
+     * once, for all of them (the body is small: members are rows). */
+    if (group) {
+        json_t *q = json_object_get(group, "quantity");
+        json_int_t n = ms ? (json_int_t)ms->count : 0;
+        if (json_is_integer(q) && json_integer_value(q) != n) {
+            json_t *copy = atr_json_pool_own(json_deep_copy(group), p);
+            json_object_set_new(copy, "quantity", json_integer(n));
+            body = atr_json_dump(copy, p);
+            group = copy;
+        }
+    }
     args[0] = type;
     args[1] = id;
     rv = atr_db_select(&rows, db, "atr_res_get_current", p, 2, args);

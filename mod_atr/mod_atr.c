@@ -19,8 +19,12 @@
 #include "mod_atr.h"
 #include "mod_atr_config.h"
 #include "mod_atr_fhir.h"
+#include "mod_atr_export_worker.h"
+#include "mod_atr_notify.h"
 
 static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_open) *dbd_open;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_close) *dbd_close;
 
 /* Set once per process when the schema check failed, so the error log gets one line
  * about it instead of one per request. A benign race at worst logs it twice. */
@@ -52,22 +56,15 @@ static apr_status_t sqlite_pragma(atr_db_t *db, const char *sql, apr_pool_t *p)
     return APR_SUCCESS;
 }
 
-apr_status_t atr_mod_db(atr_db_t **pdb, request_rec *r)
+/* The atr_db_t of a mod_dbd connection, set up on its first use (see atr_mod_db). */
+static apr_status_t wrap_connection(atr_db_t **pdb, ap_dbd_t *dbd, server_rec *s, apr_pool_t *ptemp)
 {
-    ap_dbd_t *dbd;
     atr_db_t *db = NULL;
     void *data = NULL;
+    const char *err = NULL;
+    int version = 0;
+    apr_status_t rv;
 
-    *pdb = NULL;
-    if (!dbd_acquire || !(dbd = dbd_acquire(r))) {
-        if (!dbd_error_logged) {
-            dbd_error_logged = 1;
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "ATR00301: no store connection from mod_dbd "
-                          "(is mod_dbd loaded, DBDriver/DBDParams set, the store created with "
-                          "`atrctl db init`?); answering 503 (logged once per process)");
-        }
-        return APR_EGENERAL;
-    }
     /* The wrapper lives with the pooled connection: on its first use the connection is set
      * up once, in this order. SQLite first gets a busy timeout (and synchronous=NORMAL:
      * token requests of every process insert into atr_jti, which must neither fail on the
@@ -76,6 +73,7 @@ apr_status_t atr_mod_db(atr_db_t **pdb, request_rec *r)
      * a moment of WAL recovery or checkpointing by another process failed the prepare
      * ("database is locked"); preparing here also reports a store without our schema in our
      * own words, and leaves other mod_dbd users of a virtual host alone. */
+    *pdb = NULL;
     apr_pool_userdata_get(&data, SCHEMA_OK_KEY, dbd->pool);
     if (data) {
         *pdb = data;
@@ -86,34 +84,85 @@ apr_status_t atr_mod_db(atr_db_t **pdb, request_rec *r)
     db->handle = dbd->handle;
     db->prepared = apr_hash_make(dbd->pool);
     db->driver_name = apr_dbd_name(dbd->driver);
-    {
-        const char *err = NULL;
-        int version = 0;
-        apr_pool_t *ptemp;
-        apr_status_t rv;
-
-        apr_pool_create(&ptemp, r->pool);
-        if (!strcmp(db->driver_name, "sqlite3")
-            && (sqlite_pragma(db, "PRAGMA busy_timeout=5000", ptemp) != APR_SUCCESS
-                || sqlite_pragma(db, "PRAGMA synchronous=NORMAL", ptemp) != APR_SUCCESS)) {
-            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "ATR00501: cannot set SQLite pragmas on a "
-                          "store connection: %s", atr_db_error(db, 1));
+    if (!strcmp(db->driver_name, "sqlite3")
+        && (sqlite_pragma(db, "PRAGMA busy_timeout=5000", ptemp) != APR_SUCCESS
+            || sqlite_pragma(db, "PRAGMA synchronous=NORMAL", ptemp) != APR_SUCCESS)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "ATR00501: cannot set SQLite pragmas on a "
+                     "store connection: %s", atr_db_error(db, 1));
+    }
+    /* prepared statements must live as long as the connection: its pool */
+    rv = atr_db_check_schema(db, &version, &err, dbd->pool);
+    if (rv != APR_SUCCESS) {
+        if (!schema_error_logged) {
+            schema_error_logged = 1;
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "ATR00302: store not usable: %s; "
+                         "answering 503 (logged once per process)", err ? err : "schema check failed");
         }
-        apr_pool_destroy(ptemp);
-        /* prepared statements must live as long as the connection: its pool */
-        rv = atr_db_check_schema(db, &version, &err, dbd->pool);
-        if (rv != APR_SUCCESS) {
-            if (!schema_error_logged) {
-                schema_error_logged = 1;
-                ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "ATR00302: store not usable: %s; "
-                              "answering 503 (logged once per process)", err ? err : "schema check failed");
-            }
-            return APR_EGENERAL;
-        }
+        return APR_EGENERAL;
+    }
+    /* Then a short busy timeout for everything else. apr_dbd's sqlite3 driver holds one
+     * process-wide mutex around every call: SQLite's own busy wait would stall every thread of
+     * this child for as long as another process writes (a roster, a long operation). On
+     * SQLITE_BUSY after 200 ms the driver's retry loop takes over, and it sleeps with the
+     * mutex released. */
+    if (!strcmp(db->driver_name, "sqlite3") && sqlite_pragma(db, "PRAGMA busy_timeout=200", ptemp) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "ATR00787: cannot set the SQLite busy timeout: %s",
+                     atr_db_error(db, 1));
     }
     apr_pool_userdata_setn(db, SCHEMA_OK_KEY, NULL, dbd->pool);
     *pdb = db;
     return APR_SUCCESS;
+}
+
+static void log_no_connection(server_rec *s)
+{
+    if (!dbd_error_logged) {
+        dbd_error_logged = 1;
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "ATR00301: no store connection from mod_dbd "
+                     "(is mod_dbd loaded, DBDriver/DBDParams set, the store created with "
+                     "`atrctl db init`?); answering 503 (logged once per process)");
+    }
+}
+
+apr_status_t atr_mod_db(atr_db_t **pdb, request_rec *r)
+{
+    ap_dbd_t *dbd;
+    apr_pool_t *ptemp;
+    apr_status_t rv;
+
+    *pdb = NULL;
+    if (!dbd_acquire || !(dbd = dbd_acquire(r))) {
+        log_no_connection(r->server);
+        return APR_EGENERAL;
+    }
+    apr_pool_create(&ptemp, r->pool);
+    rv = wrap_connection(pdb, dbd, r->server, ptemp);
+    apr_pool_destroy(ptemp);
+    return rv;
+}
+
+apr_status_t atr_mod_db_open(atr_db_t **pdb, ap_dbd_t **pdbd, server_rec *s, apr_pool_t *p)
+{
+    ap_dbd_t *dbd;
+    apr_status_t rv;
+
+    *pdb = NULL;
+    *pdbd = NULL;
+    if (!dbd_open || !dbd_close || !(dbd = dbd_open(p, s))) {
+        log_no_connection(s);
+        return APR_EGENERAL;
+    }
+    if ((rv = wrap_connection(pdb, dbd, s, p)) != APR_SUCCESS) {
+        dbd_close(s, dbd);
+        return rv;
+    }
+    *pdbd = dbd;
+    return APR_SUCCESS;
+}
+
+void atr_mod_db_close(ap_dbd_t *dbd, server_rec *s)
+{
+    if (dbd && dbd_close) dbd_close(s, dbd);
 }
 
 /* ---------------------------------------------------------------- authorization setup */
@@ -220,6 +269,7 @@ static void atr_child_init(apr_pool_t *pchild, server_rec *s)
         jwks = NULL;
     }
     atr_conf_set_runtime(reg, atr_conf_token_key(s), jwks);
+    atr_export_worker_child_init(pchild, s);
 }
 
 /* ---------------------------------------------------------------- hooks */
@@ -237,6 +287,8 @@ static int atr_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     }
 
     dbd_acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
+    dbd_open = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
+    dbd_close = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
     if (!dbd_acquire) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "ATR00303: mod_dbd is not loaded: "
                      "FHIR endpoints other than /metadata will answer 503");
@@ -244,8 +296,7 @@ static int atr_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     }
     /* Statements are prepared per connection on first use (atr_mod_db), not registered with
      * mod_dbd: see there why. */
-    (void)pconf;
-    return OK;
+    return atr_export_worker_post_config(pconf, s);
 }
 
 static void atr_register_hooks(apr_pool_t *p)
@@ -255,6 +306,8 @@ static void atr_register_hooks(apr_pool_t *p)
     ap_hook_post_config(atr_post_config, NULL, before_dbd, APR_HOOK_MIDDLE);
     ap_hook_child_init(atr_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(atr_fhir_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(atr_notify_post_config, NULL, NULL, APR_HOOK_MIDDLE + 1);
+    ap_hook_child_init(atr_notify_child_init, NULL, NULL, APR_HOOK_MIDDLE + 1);
 }
 
 /* not AP_DECLARE_MODULE: mod_atr.h already says APLOG_USE_MODULE(atr) */

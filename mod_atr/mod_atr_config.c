@@ -28,6 +28,13 @@ static const atr_srv_conf_t srv_defaults = {
     5,       /* jwks_timeout */
     65536,   /* jwks_max_bytes */
     0,       /* jwks_allow_loopback_http */
+    "/var/lib/atr/export",  /* export_dir */
+    2,       /* export_max_jobs */
+    APR_INT64_C(1073741824), /* export_max_file_size: 1 GiB */
+    86400,   /* export_retention */
+    30,      /* export_stale_after */
+    2,       /* export_poll_interval */
+    0,       /* sub_allow_loopback_http */
 };
 
 #define MERGE_PTR(f) n->f = add->f ? add->f : base->f
@@ -69,6 +76,12 @@ void *atr_srv_conf_create(apr_pool_t *p, server_rec *s)
     c->jwks_timeout = -1;
     c->jwks_max_bytes = -1;
     c->jwks_allow_loopback_http = -1;
+    c->export_max_jobs = -1;
+    c->export_max_file_size = -1;
+    c->export_retention = -1;
+    c->export_stale_after = -1;
+    c->export_poll_interval = -1;
+    c->sub_allow_loopback_http = -1;
     return c;
 }
 
@@ -88,6 +101,13 @@ void *atr_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE_INT(jwks_timeout);
     MERGE_INT(jwks_max_bytes);
     MERGE_INT(jwks_allow_loopback_http);
+    MERGE_PTR(export_dir);
+    MERGE_INT(export_max_jobs);
+    MERGE_INT(export_max_file_size);
+    MERGE_INT(export_retention);
+    MERGE_INT(export_stale_after);
+    MERGE_INT(export_poll_interval);
+    MERGE_INT(sub_allow_loopback_http);
     return n;
 }
 
@@ -190,6 +210,8 @@ static const char *set_srv_int(cmd_parms *cmd, void *dconf, const char *arg)
         { "ATRRegistryTimeout", 1, 300 }, { "ATRRegistryRetries", 0, 10 },
         { "ATRRegistryCacheTTL", 0, 86400 }, { "ATRTokenLifetime", 1, 3600 },
         { "ATRJWKSTimeout", 1, 300 }, { "ATRJWKSMaxBytes", 1024, 16 * 1024 * 1024 },
+        { "ATRExportMaxJobs", 0, 64 }, { "ATRExportRetention", 1, 30 * 86400 },
+        { "ATRExportStaleAfter", 2, 3600 }, { "ATRExportPollInterval", 0, 3600 },
     };
     const char *err;
     atr_srv_conf_t *c = global_conf(cmd, &err);
@@ -205,6 +227,23 @@ static const char *set_srv_int(cmd_parms *cmd, void *dconf, const char *arg)
     return apr_psprintf(cmd->pool, "%s: no range known", cmd->cmd->name);
 }
 
+static const char *set_export_max_file_size(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *err;
+    atr_srv_conf_t *c = global_conf(cmd, &err);
+    char *end;
+    apr_int64_t v;
+    (void)dconf;
+    if (err) return err;
+    v = apr_strtoi64(arg, &end, 10);
+    if (!*arg || *end || v < 4096 || v > APR_INT64_C(1) << 40) {
+        return apr_psprintf(cmd->pool, "ATRExportMaxFileSize: '%s' is not a number of bytes from "
+                            "4096 to 1 TiB", arg);
+    }
+    c->export_max_file_size = v;
+    return NULL;
+}
+
 static const char *set_jwks_loopback(cmd_parms *cmd, void *dconf, int on)
 {
     const char *err;
@@ -212,6 +251,16 @@ static const char *set_jwks_loopback(cmd_parms *cmd, void *dconf, int on)
     (void)dconf;
     if (err) return err;
     c->jwks_allow_loopback_http = on ? 1 : 0;
+    return NULL;
+}
+
+static const char *set_sub_loopback(cmd_parms *cmd, void *dconf, int on)
+{
+    const char *err;
+    atr_srv_conf_t *c = global_conf(cmd, &err);
+    (void)dconf;
+    if (err) return err;
+    c->sub_allow_loopback_http = on ? 1 : 0;
     return NULL;
 }
 
@@ -242,6 +291,18 @@ const command_rec atr_cmds[] = {
                   "largest JWKS accepted from a client's URL (default 65536)"),
     AP_INIT_FLAG("ATRJWKSAllowLoopbackHTTP", set_jwks_loopback, NULL, RSRC_CONF,
                  "allow http:// JWKS URLs on loopback hosts (tests only; default Off)"),
+    AP_INIT_TAKE1("ATRExportDir", set_srv_path, SRV_OFF(export_dir), RSRC_CONF,
+                  "directory export files are written to (default /var/lib/atr/export)"),
+    AP_INIT_TAKE1("ATRExportMaxJobs", set_srv_int, SRV_OFF(export_max_jobs), RSRC_CONF,
+                  "exports running at once on this node (default 2; 0 = none start)"),
+    AP_INIT_TAKE1("ATRExportMaxFileSize", set_export_max_file_size, NULL, RSRC_CONF,
+                  "bytes after which an export file is split (default 1 GiB)"),
+    AP_INIT_TAKE1("ATRExportRetention", set_srv_int, SRV_OFF(export_retention), RSRC_CONF,
+                  "seconds a finished export and its files are kept (default 86400)"),
+    AP_INIT_TAKE1("ATRExportStaleAfter", set_srv_int, SRV_OFF(export_stale_after), RSRC_CONF,
+                  "seconds without heartbeat after which a running export is claimed again (default 30)"),
+    AP_INIT_TAKE1("ATRExportPollInterval", set_srv_int, SRV_OFF(export_poll_interval), RSRC_CONF,
+                  "Retry-After of export status answers; faster polls get 429 (default 2; 0 = no 429)"),
     AP_INIT_TAKE1("ATRBaseURL", set_base_url, NULL, OR_NONE | ACCESS_CONF | RSRC_CONF,
                   "public absolute FHIR base URL used in fullUrl and links"),
     AP_INIT_TAKE1("ATRSearchDefaultCount", set_default_count, NULL, ACCESS_CONF | RSRC_CONF,
@@ -250,6 +311,8 @@ const command_rec atr_cmds[] = {
                   "largest _count honoured (default 1000)"),
     AP_INIT_TAKE1("ATRMemberPageSize", set_member_page_size, NULL, RSRC_CONF,
                   "store rows per page when streaming Group members (default 1000)"),
+    AP_INIT_FLAG("ATRSubscriptionAllowLoopbackHTTP", set_sub_loopback, NULL, RSRC_CONF,
+                 "On: Subscription rest-hook endpoints may be plain http on a loopback host (tests)"),
     { NULL }
 };
 
@@ -369,6 +432,14 @@ apr_interval_time_t atr_conf_jwks_timeout(server_rec *s)
 
 apr_size_t atr_conf_jwks_max_bytes(server_rec *s) { return (apr_size_t)SRV_INT(jwks_max_bytes); }
 int atr_conf_jwks_allow_loopback_http(server_rec *s) { return SRV_INT(jwks_allow_loopback_http); }
+
+const char *atr_conf_export_dir(server_rec *s) { return SRV_PTR(export_dir); }
+int atr_conf_export_max_jobs(server_rec *s) { return SRV_INT(export_max_jobs); }
+apr_off_t atr_conf_export_max_file_size(server_rec *s) { return (apr_off_t)SRV_INT(export_max_file_size); }
+int atr_conf_export_retention(server_rec *s) { return SRV_INT(export_retention); }
+int atr_conf_export_stale_after(server_rec *s) { return SRV_INT(export_stale_after); }
+int atr_conf_export_poll_interval(server_rec *s) { return SRV_INT(export_poll_interval); }
+int atr_conf_sub_allow_loopback_http(server_rec *s) { return SRV_INT(sub_allow_loopback_http); }
 
 /* One of each per process: the directives are server-wide, so every server_rec shares them. */
 static atr_registry_t *rt_registry;

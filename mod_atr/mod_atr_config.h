@@ -30,6 +30,15 @@ typedef struct atr_srv_conf_t {
     int jwks_timeout;           /* ATRJWKSTimeout, s (-1: unset) */
     int jwks_max_bytes;         /* ATRJWKSMaxBytes (-1: unset) */
     int jwks_allow_loopback_http; /* ATRJWKSAllowLoopbackHTTP (-1: unset) */
+    /* bulk export (issue 4); server-wide */
+    const char *export_dir;     /* ATRExportDir */
+    int export_max_jobs;        /* ATRExportMaxJobs, per node (-1: unset; 0 = paused) */
+    apr_int64_t export_max_file_size; /* ATRExportMaxFileSize, bytes (-1: unset) */
+    int export_retention;       /* ATRExportRetention, s (-1: unset) */
+    int export_stale_after;     /* ATRExportStaleAfter, s (-1: unset) */
+    int export_poll_interval;   /* ATRExportPollInterval, s (-1: unset) */
+    /* subscriptions (issue 5); server-wide */
+    int sub_allow_loopback_http; /* ATRSubscriptionAllowLoopbackHTTP (-1: unset) */
 } atr_srv_conf_t;
 
 extern const command_rec atr_cmds[];
@@ -68,6 +77,15 @@ apr_interval_time_t atr_conf_token_lifetime(server_rec *s);
 apr_interval_time_t atr_conf_jwks_timeout(server_rec *s);
 apr_size_t atr_conf_jwks_max_bytes(server_rec *s);
 int atr_conf_jwks_allow_loopback_http(server_rec *s);
+
+/* Bulk export settings (defaults applied). */
+const char *atr_conf_export_dir(server_rec *s);
+int atr_conf_export_max_jobs(server_rec *s);
+apr_off_t atr_conf_export_max_file_size(server_rec *s);
+int atr_conf_export_retention(server_rec *s);       /* s */
+int atr_conf_export_stale_after(server_rec *s);     /* s */
+int atr_conf_export_poll_interval(server_rec *s);   /* s */
+int atr_conf_sub_allow_loopback_http(server_rec *s);
 
 /* Per-process objects made at startup (mod_atr.c): the registry handle (per child, NULL
  * when not configured or not created), the token key (NULL when not loaded), the JWKS cache. */

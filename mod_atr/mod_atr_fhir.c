@@ -25,6 +25,8 @@
 #include "mod_atr_fhir.h"
 #include "mod_atr_auth.h"
 #include "mod_atr_authz.h"
+#include "mod_atr_bulk.h"
+#include "mod_atr_recon.h"
 
 #define ALLOW_READ "GET, HEAD"
 
@@ -480,6 +482,18 @@ static int route(fhir_req_t *fr, const char *path)
     }
     /* everything below needs an authenticated, enabled client */
     if (atr_authz_request(r, &fr->az) != OK) return OK;
+    /* the bulk export's status URLs and files (docs/bulk-export.md) */
+    if (!strcmp(type, ATR_BULK_STATUS_SEG)) {
+        if (n != 2) return atr_http_oo(r, HTTP_NOT_FOUND, "not-found", NULL, "no such endpoint");
+        return atr_bulk_status(r, fr->base, fr->az, APR_ARRAY_IDX(seg, 1, const char *));
+    }
+    if (!strcmp(type, ATR_BULK_FILES_SEG)) {
+        if (n != 3) return atr_http_oo(r, HTTP_NOT_FOUND, "not-found", NULL, "no such endpoint");
+        return atr_bulk_file(r, fr->az, APR_ARRAY_IDX(seg, 1, const char *),
+                             APR_ARRAY_IDX(seg, 2, const char *));
+    }
+    /* Group creation, reconciliation operations, Subscriptions (docs/reconciliation.md) */
+    if (atr_recon_route(r, fr->base, fr->az, seg) != DECLINED) return OK;
     if (!atr_fhir_is_type(type)) {
         return atr_http_oo(r, HTTP_NOT_FOUND, "not-supported", NULL,
                            "resource type '%s' is not served here", type);
@@ -512,6 +526,12 @@ static int route(fhir_req_t *fr, const char *path)
         }
         if (!with_db(fr, &db)) return OK;
         return do_search(fr, db, body);
+    }
+    if (n == 3 && !strcmp(type, "Group") && atr_fhir_is_id(id)
+        && (!strcmp(APR_ARRAY_IDX(seg, 2, const char *), "$davinci-data-export")
+            || !strcmp(APR_ARRAY_IDX(seg, 2, const char *), "$export"))) {
+        return atr_bulk_kickoff(r, fr->base, fr->params, fr->az, id, APR_ARRAY_IDX(seg, 2, const char *),
+                                path);
     }
     if (id[0] == '$' || (n >= 3 && APR_ARRAY_IDX(seg, 2, const char *)[0] == '$')) {
         return atr_http_oo(r, HTTP_NOT_FOUND, "not-supported", NULL, "operation is not supported");
@@ -573,7 +593,8 @@ int atr_fhir_handler(request_rec *r)
     if (atr_query_parse(&fr.params, r->args, &err, r->pool) != APR_SUCCESS) {
         return atr_http_oo(r, HTTP_BAD_REQUEST, "invalid", NULL, "%s", err);
     }
-    if (!atr_http_acceptable(r, param_get(fr.params, "_format"))) {
+    /* bulk endpoints negotiate for themselves (kick-off headers per D16, NDJSON files) */
+    if (!atr_bulk_is_path(path) && !atr_http_acceptable(r, param_get(fr.params, "_format"))) {
         return atr_http_oo(r, HTTP_NOT_ACCEPTABLE, "not-supported", NULL,
                            "only FHIR JSON (application/fhir+json) is served");
     }

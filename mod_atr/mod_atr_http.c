@@ -151,7 +151,17 @@ apr_status_t atr_http_json_str(atr_out_t *out, const char *s)
     return atr_out_write(out, "\"", 1);
 }
 
-int atr_http_read_form(request_rec *r, const char **pbody)
+/* 1 if the Content-Type's media type is one of types (NULL-terminated). */
+static int media_type_is(const char *ct, const char *const *types)
+{
+    for (; *types; types++) {
+        apr_size_t n = strlen(*types);
+        if (!strncasecmp(ct, *types, n) && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ')) return 1;
+    }
+    return 0;
+}
+
+int atr_http_read_body(request_rec *r, const char *const *types, apr_size_t max, const char **pbody)
 {
     const char *ct = apr_table_get(r->headers_in, "Content-Type");
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
@@ -160,13 +170,12 @@ int atr_http_read_form(request_rec *r, const char **pbody)
     long n;
     int rc;
 
-    *pbody = "";
-    if (ct && strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0
-        && (ct[33] == '\0' || ct[33] == ';' || ct[33] == ' ')) {
+    *pbody = NULL;
+    if (ct && media_type_is(ct, types)) {
         /* ok */
     }
     else if (!ct && (!cl || !strcmp(cl, "0")) && !apr_table_get(r->headers_in, "Transfer-Encoding")) {
-        return OK;   /* no body at all: only the query string counts */
+        return OK;   /* no body at all */
     }
     else {
         return HTTP_UNSUPPORTED_MEDIA_TYPE;
@@ -175,14 +184,20 @@ int atr_http_read_form(request_rec *r, const char **pbody)
         char *end;
         apr_off_t v;
         if (apr_strtoff(&v, cl, &end, 10) != APR_SUCCESS || *end || v < 0) return HTTP_BAD_REQUEST;
-        if (v > ATR_FORM_MAX) return HTTP_REQUEST_ENTITY_TOO_LARGE;
+        if ((apr_size_t)v > max) {
+            r->connection->keepalive = AP_CONN_CLOSE;
+            return HTTP_REQUEST_ENTITY_TOO_LARGE;
+        }
     }
     if ((rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK)) != OK) return rc;
-    if (!ap_should_client_block(r)) return OK;
-    buf = apr_palloc(r->pool, ATR_FORM_MAX + 1);
-    while ((n = ap_get_client_block(r, buf + len, ATR_FORM_MAX + 1 - len)) > 0) {
+    if (!ap_should_client_block(r)) {
+        *pbody = "";
+        return OK;
+    }
+    buf = apr_palloc(r->pool, max + 1);
+    while ((n = ap_get_client_block(r, buf + len, max + 1 - len)) > 0) {
         len += (apr_size_t)n;
-        if (len > ATR_FORM_MAX) {
+        if (len > max) {
             /* drain nothing more: the connection will be closed after the error */
             r->connection->keepalive = AP_CONN_CLOSE;
             return HTTP_REQUEST_ENTITY_TOO_LARGE;
@@ -195,8 +210,22 @@ int atr_http_read_form(request_rec *r, const char **pbody)
     return OK;
 }
 
+int atr_http_read_form(request_rec *r, const char **pbody)
+{
+    static const char *const form[] = { "application/x-www-form-urlencoded", NULL };
+    int rc = atr_http_read_body(r, form, ATR_FORM_MAX, pbody);
+    if (!*pbody) *pbody = "";
+    return rc;
+}
+
 int atr_http_prefer_strict(request_rec *r)
 {
     const char *prefer = apr_table_get(r->headers_in, "Prefer");
     return prefer && ap_strcasestr(prefer, "handling=strict") != NULL;
+}
+
+int atr_http_prefer_lenient(request_rec *r)
+{
+    const char *prefer = apr_table_get(r->headers_in, "Prefer");
+    return prefer && ap_strcasestr(prefer, "handling=lenient") != NULL;
 }

@@ -35,11 +35,19 @@ void atr_http_out_abort(atr_http_out_t *ho);
 /* Write s as a JSON string literal (quoted, escaped). */
 apr_status_t atr_http_json_str(atr_out_t *out, const char *s);
 
+/* Read a body of at most max bytes whose Content-Type is one of types (NULL-terminated media
+ * types, compared without parameters) into *pbody (NUL-terminated; NULL when the request has
+ * no body at all). Returns OK, or an HTTP status (415 other type, 413 too large, 400) for the
+ * caller to answer with. */
+int atr_http_read_body(request_rec *r, const char *const *types, apr_size_t max, const char **pbody);
+
 /* Read an application/x-www-form-urlencoded body of at most ATR_FORM_MAX bytes into *pbody.
  * Returns OK, or an HTTP status (413, 415, 400) for the caller to answer with. */
 int atr_http_read_form(request_rec *r, const char **pbody);
 
 /* 1 if the request says Prefer: handling=strict. */
 int atr_http_prefer_strict(request_rec *r);
+/* 1 if the request says Prefer: handling=lenient. */
+int atr_http_prefer_lenient(request_rec *r);
 
 #endif

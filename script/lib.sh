@@ -77,7 +77,9 @@ atr_hand_to_httpd_user() {
 # conf/httpd-demo.conf.in into STATE_DIR/httpd.conf. The registry is ATR_LDAP_CLIENTS on
 # LDAP_URI (default ldap://127.0.0.1:3890/), bound as ATR_LDAP_READER with the password in
 # PASSWORD_FILE (default STATE_DIR/registry.secret); access tokens are signed with
-# TOKEN_KEY_FILE (default STATE_DIR/token.key).
+# TOKEN_KEY_FILE (default STATE_DIR/token.key). Export files go to STATE_DIR/export (made
+# here, handed to httpd's user). @ADMIN@ becomes $ATR_ADMIN_INCLUDE (the admin form's Include
+# line, see atr_admin_setup) or nothing.
 atr_write_httpd_conf() {
     local dir="$1" port="$2" db="$3" extra="$4" user_group=""
     local ldap_uri="${5:-ldap://127.0.0.1:3890/}" pw_file="${6:-$1/registry.secret}"
@@ -85,12 +87,15 @@ atr_write_httpd_conf() {
     if [ "$(id -u)" -eq 0 ]; then
         user_group="User $ATR_HTTPD_USER\\nGroup $(id -gn "$ATR_HTTPD_USER")"
     fi
+    mkdir -p "$dir/export"
+    atr_hand_to_httpd_user "$dir/export"
     sed -e "s|@STATE_DIR@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@MODULE@|$ATR_MODULE|g" \
         -e "s|@APACHE_MODULES@|$ATR_APACHE_MODULES|g" -e "s|@DB@|$db|g" \
         -e "s|@USER_GROUP@|$user_group|g" \
         -e "s|@LDAP_URI@|$ldap_uri|g" -e "s|@LDAP_BASE@|$ATR_LDAP_CLIENTS|g" \
         -e "s|@LDAP_BIND_DN@|$ATR_LDAP_READER|g" -e "s|@LDAP_PW_FILE@|$pw_file|g" \
-        -e "s|@TOKEN_KEY@|$token_key|g" -e "s|@EXTRA@|$extra|g" \
+        -e "s|@TOKEN_KEY@|$token_key|g" -e "s|@EXPORT_DIR@|$dir/export|g" -e "s|@EXTRA@|$extra|g" \
+        -e "s|@ADMIN@|${ATR_ADMIN_INCLUDE:-}|g" \
         "$ATR_TOP/conf/httpd-demo.conf.in" > "$dir/httpd.conf"
 }
 
@@ -136,7 +141,12 @@ with open(sys.argv[1], encoding='utf-8') as f:
     for line in f:
         if ('"' + sys.argv[2] + '"') not in line:
             continue
-        g = json.loads(line)
+        # a big Group's line is mostly members: parse what precedes them when they come last
+        cut = line.find(',"member":[')
+        try:
+            g = json.loads(line[:cut] + '}') if cut > 0 else json.loads(line)
+        except ValueError:
+            g = json.loads(line)
         if g.get('id') != sys.argv[2]:
             continue
         for ident in g.get('identifier', []):
@@ -182,6 +192,11 @@ ATR_LDAP_ROOTDN="cn=admin,$ATR_LDAP_SUFFIX"
 ATR_LDAP_CLIENTS="ou=clients,$ATR_LDAP_SUFFIX"
 # httpd binds as this read-only account (never as the root DN).
 ATR_LDAP_READER="cn=mod_atr,$ATR_LDAP_SUFFIX"
+# The admin form's service account (writes ou=clients) and the account httpd's sign-in to
+# the form searches staff and the admin group with (reads ou=staff and ou=groups); both are
+# created by atr_admin_setup, their rights are in atr_slapd_start's ACL.
+ATR_LDAP_ADMIN="cn=atr-admin,$ATR_LDAP_SUFFIX"
+ATR_LDAP_AUTH="cn=httpd-auth,$ATR_LDAP_SUFFIX"
 
 # atr_slapd_start STATE_DIR PORT: a fresh LDAP database in STATE_DIR/ldap (schema
 # conf/ldap/atr.schema) and slapd on ldap://127.0.0.1:PORT/ (pid file STATE_DIR/slapd.pid).
@@ -222,12 +237,27 @@ directory $dir/ldap/data
 index objectClass eq
 index atrClientId eq
 index atrNpi,atrTin,atrContractId,atrGroupId eq
-# httpd's account may read the Consumers and nothing else; nobody else reads anything.
+# Least privilege (docs/registry.md): mod_atr's account only reads the Consumers, the
+# admin form's service account writes them, httpd's sign-in account reads the staff and the
+# admin group (never a password); nobody else reads anything. Passwords serve binds only.
 access to attrs=userPassword
     by anonymous auth
     by * none
+# mod_atr links a Group a Consumer created (POST Group) to that Consumer: it may add links
+# and stamp the change, nothing else
+access to dn.subtree="$ATR_LDAP_CLIENTS" attrs=atrGroupId,atrChangedBy,atrChangedAt
+    by dn.exact="$ATR_LDAP_ADMIN" write
+    by dn.exact="$ATR_LDAP_READER" write
+    by * none
 access to dn.subtree="$ATR_LDAP_CLIENTS"
+    by dn.exact="$ATR_LDAP_ADMIN" write
     by dn.exact="$ATR_LDAP_READER" read
+    by * none
+access to dn.subtree="ou=staff,$ATR_LDAP_SUFFIX"
+    by dn.exact="$ATR_LDAP_AUTH" read
+    by * none
+access to dn.subtree="ou=groups,$ATR_LDAP_SUFFIX"
+    by dn.exact="$ATR_LDAP_AUTH" read
     by * none
 access to *
     by * none
@@ -357,4 +387,115 @@ try:
 except urllib.error.HTTPError as e:
     sys.exit('token request failed: HTTP %d %s' % (e.code, e.read().decode('utf-8', 'replace')))
 PY
+}
+
+# ---- the admin web form (admin-cgi, docs/admin.md) ----
+ATR_ADMIN_CGI="$ATR_TOP/admin-cgi/atr-admin"
+
+# atr_admin_setup STATE_DIR LDAP_URI PORT: serve the admin form at /atr-admin/ in the demo.
+# Adds ou=staff (the demo admin uid=atr-admin-demo, password in STATE_DIR/admin/password) and
+# the group cn=atr-admins,ou=groups to the registry's directory, writes the CGI's config and
+# secrets in STATE_DIR/admin/ and the httpd snippet (conf/atr-admin.conf with demo paths), and
+# sets ATR_ADMIN_INCLUDE (atr_write_httpd_conf puts it where the template says @ADMIN@).
+# The CGI binds as ATR_LDAP_ADMIN (password in STATE_DIR/admin/ldap.secret, httpd's user
+# only), httpd's sign-in searches as ATR_LDAP_AUTH (STATE_DIR/admin/httpd-auth.secret, read
+# by httpd at start): accounts of their own, with only the rights atr_slapd_start gives them.
+atr_admin_setup() {
+    local dir="$1" uri="$2" port="$3" adm="$1/admin" pw adminpw authpw
+    [ -x "$ATR_ADMIN_CGI" ] || atr_die "$ATR_ADMIN_CGI is missing: run script/setup (make) first"
+    rm -rf "$adm"
+    mkdir -p "$adm"
+    chmod 755 "$adm"
+    pw="$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
+    adminpw="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
+    authpw="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
+    (
+        umask 077
+        printf '%s' "$pw" > "$adm/password"
+        printf '%s' "$adminpw" > "$adm/ldap.secret"
+        printf '%s' "$authpw" > "$adm/httpd-auth.secret"
+    )
+    ldapadd -x -H "$uri" -D "$ATR_LDAP_ROOTDN" -y "$dir/ldap/rootpw" >/dev/null <<LDIF \
+        || atr_die "could not create the demo admin account"
+dn: ou=staff,$ATR_LDAP_SUFFIX
+objectClass: organizationalUnit
+ou: staff
+
+dn: ou=groups,$ATR_LDAP_SUFFIX
+objectClass: organizationalUnit
+ou: groups
+
+dn: uid=atr-admin-demo,ou=staff,$ATR_LDAP_SUFFIX
+objectClass: inetOrgPerson
+uid: atr-admin-demo
+cn: ATR demo administrator
+sn: administrator
+userPassword: $(slappasswd -s "$pw")
+
+dn: cn=atr-admins,ou=groups,$ATR_LDAP_SUFFIX
+objectClass: groupOfNames
+cn: atr-admins
+member: uid=atr-admin-demo,ou=staff,$ATR_LDAP_SUFFIX
+
+dn: $ATR_LDAP_ADMIN
+objectClass: organizationalRole
+objectClass: simpleSecurityObject
+cn: atr-admin
+description: the admin form (atr-admin CGI) writes the Consumer registry as this account
+userPassword: $(slappasswd -s "$adminpw")
+
+dn: $ATR_LDAP_AUTH
+objectClass: organizationalRole
+objectClass: simpleSecurityObject
+cn: httpd-auth
+description: httpd signs staff in to the admin form with this account (reads staff, groups)
+userPassword: $(slappasswd -s "$authpw")
+LDIF
+    # The program itself is copied beside its config: httpd's user can reach STATE_DIR.
+    cp "$ATR_ADMIN_CGI" "$adm/atr-admin"
+    chmod 755 "$adm/atr-admin"
+    atr_secret_file "$adm/csrf.key" 32
+    : > "$adm/audit.log"
+    chmod 600 "$adm/audit.log"
+    cat > "$adm/admin.conf" <<CONF
+# atr-admin settings for the demo (generated by script/lib.sh atr_admin_setup)
+ldap_uri $uri
+ldap_base $ATR_LDAP_CLIENTS
+ldap_bind_dn $ATR_LDAP_ADMIN
+ldap_password_file $adm/ldap.secret
+store sqlite3:$dir/atr.db
+csrf_key_file $adm/csrf.key
+audit_log $adm/audit.log
+CONF
+    chmod 600 "$adm/admin.conf"
+    atr_hand_to_httpd_user "$adm/ldap.secret" "$adm/audit.log" "$adm/admin.conf"
+    cat > "$adm/httpd-admin.conf" <<CONF
+# The admin form for the demo: conf/atr-admin.conf with demo DNs and paths.
+LoadModule cgid_module "$ATR_APACHE_MODULES/mod_cgid.so"
+LoadModule alias_module "$ATR_APACHE_MODULES/mod_alias.so"
+LoadModule env_module "$ATR_APACHE_MODULES/mod_env.so"
+LoadModule auth_basic_module "$ATR_APACHE_MODULES/mod_auth_basic.so"
+LoadModule authn_core_module "$ATR_APACHE_MODULES/mod_authn_core.so"
+LoadModule ldap_module "$ATR_APACHE_MODULES/mod_ldap.so"
+LoadModule authnz_ldap_module "$ATR_APACHE_MODULES/mod_authnz_ldap.so"
+ScriptSock "$dir/cgid.sock"
+ScriptAlias /atr-admin "$adm/atr-admin"
+<Location /atr-admin>
+    SetEnv ATR_ADMIN_CONF "$adm/admin.conf"
+    AuthType Basic
+    AuthName "ATR Consumer administration"
+    AuthBasicProvider ldap
+    AuthLDAPURL "${uri%/}/ou=staff,$ATR_LDAP_SUFFIX?uid?one?(objectClass=inetOrgPerson)"
+    AuthLDAPBindDN "$ATR_LDAP_AUTH"
+    AuthLDAPBindPassword "exec:/bin/cat $adm/httpd-auth.secret"
+    AuthLDAPGroupAttribute member
+    AuthLDAPGroupAttributeIsDN on
+    Require ldap-group cn=atr-admins,ou=groups,$ATR_LDAP_SUFFIX
+    AuthzSendForbiddenOnFailure On
+    LimitRequestBody 1048576
+</Location>
+CONF
+    ATR_ADMIN_INCLUDE="Include \"$adm/httpd-admin.conf\""
+    # shellcheck disable=SC2034  # read by script/server
+    ATR_ADMIN_URL="http://127.0.0.1:$port/atr-admin/"
 }

@@ -22,8 +22,10 @@ Session fixtures
                  (``http://127.0.0.1:<port>/fhir``), ``get(path, **kw)``,
                  ``post(path, **kw)``, ``request(method, path, **kw)`` (paths are relative to
                  base_url), ``error_log``/``access_log`` paths, ``read_log(since)``,
-                 ``log_position()``, ``rss_kb()`` (sum of VmRSS of httpd's children, kB;
-                 ``rss_kb('VmHWM')`` for the peak), ``child_pids()``, ``pid()``.
+                 ``log_position()``, ``wait_for_log(regex, since, timeout)``, ``rss_kb()``
+                 (sum of VmRSS of httpd's children, kB; ``rss_kb('VmHWM')`` for the peak),
+                 ``child_pids()``, ``pid()``, ``graceful_restart()``; ``export_dir`` is its
+                 ``ATRExportDir`` (``<workdir>/export-1``, owned by www-data under root).
 
     ``jwks_server`` loopback HTTP server for client JWKS URLs: ``set(path, body, status=200,
                  headers=None, delay=0)``, ``url(path)``, ``hits(path)``.
@@ -36,6 +38,18 @@ Session fixtures
                  its Bearer token; ``headers={'Authorization': ''}`` sends none.
     ``anon``     the server without a token.
     ``entitle``  ``entitle(*group_ids)`` links more Groups to the default consumer.
+
+    Bulk export (issue 4; harness/bulk.py):
+    ``bulk_clients``  factory ``make(groups=(), scopes=('system/*.read',), contracts=())``
+                      of :class:`harness.bulk.BulkClient` (a new registered Consumer each
+                      time): ``kickoff``, ``run_export`` (kick-off → poll honouring
+                      Retry-After → manifest), ``status``, ``download``, ``delete``, ``read``.
+    ``bulk_data``     demo data with ids prefixed ``zk`` (400 members, 2 contracts):
+                      ``.group``/``.group2`` (``zkgrp-1``/``zkgrp-2``), ``.files``,
+                      ``.reference[group]``: (summary, digests) of ``atrctl export``.
+    ``bulk_big_group`` a 200,000-member Group (ids prefixed ``zb``) and the ``atrctl export``
+                      of it: ``.group``, ``.members``, ``.summary``, ``.digests``
+                      ({type: (sha256, lines)}), for exports that must outlive a kill.
 
 Function fixtures
     ``httpd_config``  a callable ``configure(extra_directives)`` that restarts the session's
@@ -53,6 +67,7 @@ Function fixtures
 The autouse fixture ``_no_unexpected_httpd_errors`` reads, after every test, what each
 running httpd wrote to its error log during the test and fails the test on any line at level
 error/crit/alert/emerg or reporting a crash (segfault, AH00052), unless allowed as above.
+Before that it DELETEs every bulk export job the test started through a BulkClient.
 
 Environment: ``ATR_SHARED_DIR`` (default ``<repo>/../shared``), ``ATR_TEST_PORTS=LOW-HIGH``
 (restrict the ports used; default: any free port).
@@ -67,6 +82,7 @@ import time
 import pytest
 
 from harness import AtrSlapd, Httpd, Paths, Store
+from harness.bulk import BulkClient, load_renamed_demo, reference_export
 from harness.consumers import Consumers, FhirClient, JwksServer
 from harness.httpd import is_crash, is_unexpected
 
@@ -162,6 +178,9 @@ def allow_errors(request):
 @pytest.fixture(autouse=True)
 def _no_unexpected_httpd_errors(request):
     yield
+    # First DELETE the bulk export jobs the test started (harness.bulk.BulkClient), so no
+    # queued or running export spills into the next test, and what that logs counts here.
+    BulkClient.cleanup()
     allowed = list(request.node.__dict__.get('_atr_allowed_errors', []))
     for mark in request.node.iter_markers('allow_errors'):
         allowed.extend(re.compile(r) for r in mark.args)
@@ -234,3 +253,50 @@ def entitle(consumers, default_consumer):
 def atrctl(store):
     """``atrctl(*args)``: run atrctl against the session's store; fails on a non-zero exit."""
     return store.atrctl
+
+
+# -- bulk export (issue 4) ---------------------------------------------------------------------
+
+@pytest.fixture(scope='session')
+def bulk_clients(consumers, httpd):
+    """``make(groups=(), scopes=('system/*.read',), contracts=())``: a new Consumer (inline
+    JWKS) as a :class:`harness.bulk.BulkClient`; its tokens ask for ``scope`` (default: all
+    of ``scopes``)."""
+    def make(groups=(), scopes=('system/*.read',), contracts=(), scope=None):
+        c = consumers.make(groups=groups, scopes=scopes, contracts=contracts, jwks='inline')
+        return BulkClient(httpd, c, scope=scope or ' '.join(scopes))
+    return make
+
+
+class _Dataset:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+@pytest.fixture(scope='session')
+def bulk_data(store, tmp_path_factory):
+    """Demo data with every id prefixed ``zk`` (identifier values ``zk-``; contracts
+    ``zk-CTR-1``, ``zk-CTR-2``): 400 members in 2 contracts, so two Groups
+    (``zkgrp-1`` with the odd members ``zkpat-1``, ``zkpat-3``, ..., ``zkgrp-2`` the even;
+    all 8 types are reachable from each; an export of one is about 570 kB). The prefixes start
+    with ``z`` so that these ids sort after the session's demo ids (tests that take "the first
+    Practitioner" by id keep finding the session's)."""
+    out = tmp_path_factory.mktemp('bulk-data')
+    _largest, _entries, files = load_renamed_demo(store, str(out), 'zk', 400, 13, 2)
+    reference = {g: reference_export(store, g, str(out / ('reference-' + g)))
+                 for g in ('zkgrp-1', 'zkgrp-2')}
+    return _Dataset(group='zkgrp-1', group2='zkgrp-2', files=files, reference=reference)
+
+
+BIG_MEMBERS = 200_000
+
+
+@pytest.fixture(scope='session')
+def bulk_big_group(store, tmp_path_factory):
+    """A 200,000-member Group (ids prefixed ``zb``; one contract) and the ``atrctl export`` of
+    it: an export that takes seconds, long enough to kill or restart its worker mid-way."""
+    out = tmp_path_factory.mktemp('bulk-big')
+    gid, members, _files = load_renamed_demo(store, str(out), 'zb', BIG_MEMBERS, 41, 1,
+                                             keep_files=False)
+    summary, digests = reference_export(store, gid, str(out / 'reference'), keep_files=False)
+    return _Dataset(group=gid, members=members, summary=summary, digests=digests)

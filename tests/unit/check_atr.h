@@ -11,4 +11,9 @@ Suite *registry_suite(void);
 Suite *entitle_suite(void);
 Suite *export_suite(void);
 Suite *roster_suite(void);
+Suite *bulk_params_suite(void);
+Suite *job_suite(void);
+Suite *recon_suite(void);
+Suite *consumer_suite(void);
+Suite *admin_suite(void);
 #endif

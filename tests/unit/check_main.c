@@ -19,6 +19,11 @@ int main(void)
     srunner_add_suite(sr, entitle_suite());
     srunner_add_suite(sr, export_suite());
     srunner_add_suite(sr, roster_suite());
+    srunner_add_suite(sr, bulk_params_suite());
+    srunner_add_suite(sr, job_suite());
+    srunner_add_suite(sr, recon_suite());
+    srunner_add_suite(sr, consumer_suite());
+    srunner_add_suite(sr, admin_suite());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

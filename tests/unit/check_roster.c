@@ -47,6 +47,10 @@ static void setup(void)
                          "{\"coding\":[{\"system\":\"" ATR_SYS_V2_0203 "\",\"code\":\"MB\"}]},"
                          "\"system\":\"http://example.org/member\",\"value\":\"M%d\"}]}", i, i));
     }
+    /* roster coverage references must name stored Coverages */
+    for (i = 1; i <= 4; i++) {
+        put(apr_psprintf(pool, "{\"resourceType\":\"Coverage\",\"id\":\"cov-%d\",\"status\":\"active\"}", i));
+    }
     put("{\"resourceType\":\"Practitioner\",\"id\":\"prac-1\",\"identifier\":[{\"system\":\"" ATR_SYS_NPI
         "\",\"value\":\"1234567893\"}]}");
     put("{\"resourceType\":\"Organization\",\"id\":\"org-1\",\"identifier\":[{\"system\":\"" ATR_SYS_TIN
@@ -244,9 +248,11 @@ START_TEST(test_bad_rows)
         "M3,P1,C1,PLAN-A,1234567893,2025-06-01,2025-05-31,\n"                   /* 6: end before start */
         "M3,P1,C1,PLAN-A,1234567893,2025-06-01\n"                               /* 7: columns */
         "M4,P\"1,C1,PLAN-A,1234567893,2025-06-01,,\n"                           /* 8: quoting */
-        "M1,P1,C1,PLAN-A,Practitioner/prac-1,2025-01-01,2025-12-31,\n"),        /* 9: repeats 2 */
+        "M1,P1,C1,PLAN-A,Practitioner/prac-1,2025-01-01,2025-12-31,\n"         /* 9: repeats 2 */
+        "M4,P1,C1,PLAN-A,1234567893,2025-01-01,2025-12-31,Coverage/cov-9\n"),   /* 10: unknown coverage */
         0, APR_EINVAL);
-    ck_assert_int_eq(r->nerrors, 7);
+    ck_assert_int_eq(r->nerrors, 8);
+    ck_assert(has_error(r, "line 10: unknown coverage Coverage/cov-9"));
     ck_assert(has_error(r, "line 3: unknown member (member identifier M9)"));
     ck_assert(has_error(r, "line 4: unknown provider (NPI 9999999999)"));
     ck_assert(has_error(r, "line 5: period_start"));

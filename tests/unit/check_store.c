@@ -541,12 +541,35 @@ START_TEST(db_schema_checks)
 }
 END_TEST
 
+/* DM-20/D10: a stored Group's quantity is its number of member entries, whatever the writer
+ * said; a Group without quantity keeps none */
+START_TEST(group_quantity_counts_members)
+{
+    json_t *g = atr_json_pool_own(json_pack("{s:s,s:s,s:s,s:b,s:i,s:[{s:{s:s}},{s:{s:s}}]}",
+                                            "resourceType", "Group", "id", "q1", "type", "person",
+                                            "actual", 1, "quantity", 5, "member",
+                                            "entity", "reference", "Patient/a",
+                                            "entity", "reference", "Patient/b"), pool);
+    atr_resource_t *res;
+
+    put_ok(g, 0, 1, 1);
+    ck_assert_int_eq(atr_store_get(&res, db, "Group", "q1", 0, pool), APR_SUCCESS);
+    ck_assert_ptr_nonnull(strstr(res->body, "\"quantity\":2"));
+    json_object_del(g, "quantity");
+    json_object_set_new(g, "id", json_string("q2"));
+    put_ok(g, 0, 1, 1);
+    ck_assert_int_eq(atr_store_get(&res, db, "Group", "q2", 0, pool), APR_SUCCESS);
+    ck_assert_ptr_null(strstr(res->body, "quantity"));
+}
+END_TEST
+
 Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
     TCase *tc = tcase_create("store");
 
     tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, group_quantity_counts_members);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, db_schema_checks);
     tcase_add_test(tc, store_put_get_versions);

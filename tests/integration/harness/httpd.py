@@ -56,15 +56,22 @@ class Httpd:
     The config is ``conf/httpd-demo.conf.in`` rendered into ``directory/httpd.conf``;
     ``extra`` directives are appended (see :meth:`start` / :meth:`restart`).
     Logs: ``directory/error_log`` and ``directory/access_log``.
+    Bulk export files: ``export_dir`` (``ATRExportDir``), by default ``export-<n>`` beside
+    ``directory`` (n numbers the instances), owned by httpd's ``User`` when run as root.
     """
 
     running = []   # every started instance, for the error-log check in conftest.py
 
     # Appended to every test config: registry entries expire after 1 s (so tests that change
-    # LDAP see it quickly) and JWKS URLs may be plain http on loopback (the test JWKS server).
-    TEST_DIRECTIVES = 'ATRRegistryCacheTTL 1\nATRJWKSAllowLoopbackHTTP On\n'
+    # LDAP see it quickly), JWKS URLs may be plain http on loopback (the test JWKS server),
+    # bulk export status answers Retry-After: 1 (so a whole export takes a second or two), and a
+    # job whose worker was killed is claimed again after 3 s instead of 30.
+    TEST_DIRECTIVES = ('ATRRegistryCacheTTL 1\nATRJWKSAllowLoopbackHTTP On\n'
+                       'ATRExportPollInterval 1\nATRExportStaleAfter 3\n')
 
-    def __init__(self, directory, store, port=None, slapd=None):
+    _instances = 0   # numbers the export directories of the instances of a session
+
+    def __init__(self, directory, store, port=None, slapd=None, export_dir=None):
         self.directory = directory
         self.store = store
         self.slapd = slapd
@@ -75,10 +82,16 @@ class Httpd:
         self.access_log = os.path.join(directory, 'access_log')
         self.pid_file = os.path.join(directory, 'httpd.pid')
         self.extra = ''
+        self.admin_conf = ''    # what replaces @ADMIN@ (harness/browser.py sets an Include line)
         self.checked_upto = 0   # error-log offset up to which read_new_log() has returned
         self.session = requests.Session()
         self.user = 'www-data' if os.geteuid() == 0 else None
         os.makedirs(directory, exist_ok=True)
+        Httpd._instances += 1
+        self.export_dir = export_dir or os.path.join(
+            os.path.dirname(os.path.abspath(directory)), 'export-%d' % Httpd._instances)
+        os.makedirs(self.export_dir, exist_ok=True)
+        self._hand_over(self.export_dir)
         # Secrets live in files (never in the config): the registry bind password and the
         # token key (32 random bytes) shared by every node.
         self.ldap_pw_file = os.path.join(directory, 'ldap.secret')
@@ -91,6 +104,10 @@ class Httpd:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
+        self._hand_over(path)
+
+    def _hand_over(self, path):
+        """Give ``path`` to httpd's ``User`` (children run as www-data when started as root)."""
         if self.user:
             pw = pwd.getpwnam(self.user)
             os.chown(path, pw.pw_uid, pw.pw_gid)
@@ -111,6 +128,8 @@ class Httpd:
                            ('@LDAP_BIND_DN@', self.slapd.root_dn if self.slapd else ''),
                            ('@LDAP_PW_FILE@', self.ldap_pw_file),
                            ('@TOKEN_KEY@', self.token_key_file),
+                           ('@EXPORT_DIR@', self.export_dir),
+                           ('@ADMIN@', self.admin_conf),
                            ('@EXTRA@', self.TEST_DIRECTIVES + extra)):
             text = text.replace(key, value)
         with open(self.conf_path, 'w', encoding='utf-8') as f:
@@ -189,6 +208,11 @@ class Httpd:
         self.stop()
         return self.start(extra)
 
+    def graceful_restart(self):
+        """``apache2 -k graceful``: SIGUSR1 to the parent (same config, new generation of
+        children; requests in flight finish in the old ones)."""
+        os.kill(self.pid(), signal.SIGUSR1)
+
     def pid(self):
         """The parent's pid from the pid file, or None."""
         try:
@@ -254,6 +278,21 @@ class Httpd:
         """ErrorLogLine list of what was logged since the previous call (first call: all)."""
         lines, self.checked_upto = self._read_from(self.checked_upto)
         return lines
+
+    def wait_for_log(self, regex, since=0, timeout=60):
+        """The first ``re.Match`` of ``regex`` in an error-log line written after byte offset
+        ``since``, waiting up to ``timeout`` seconds; raises AssertionError when none came."""
+        pattern = re.compile(regex)
+        deadline = time.monotonic() + timeout
+        while True:
+            for entry in self.read_log(since):
+                m = pattern.search(entry.text)
+                if m:
+                    return m
+            if time.monotonic() > deadline:
+                raise AssertionError('no error-log line matching %r within %s s\n%s' % (
+                    regex, timeout, self.log_tail()))
+            time.sleep(0.02)
 
     def log_tail(self, n=30):
         lines = [e.text for e in self.read_log()][-n:]
