@@ -15,8 +15,8 @@ struct atr_db_rows_t {
     apr_dbd_row_t *row;        /* handed back to apr_dbd_get_row: pgsql advances it */
     apr_pool_t *pool;
     int eof;
-    int ntuples;               /* rows in the (whole, random-access) result; -1 unknown */
-    int next;                  /* rows handed out so far */
+    int ntuples;               /* pgsql: rows in the result; -1 for sqlite3 */
+    int fetched;               /* rows handed out so far */
 };
 
 struct atr_db_tx_t {
@@ -321,7 +321,11 @@ apr_status_t atr_db_select(atr_db_rows_t **prows, atr_db_t *db, const char *labe
                        atr_db_error(db, rv));
         return dbd_rv(rv);
     }
-    rows->ntuples = apr_dbd_num_tuples(db->driver, rows->res);
+    /* apr_dbd_pgsql frees the whole result (PQclear) when asked for the row after the last
+     * one, and with it every value atr_db_col handed out: callers keep those values after
+     * their loop ends (they are documented as valid until pool p is cleared), so the end is
+     * found by counting instead, and the result lives until p's cleanup. */
+    rows->ntuples = !strcmp(db->driver_name, "pgsql") ? apr_dbd_num_tuples(db->driver, rows->res) : -1;
     *prows = rows;
     return APR_SUCCESS;
 }
@@ -331,15 +335,13 @@ apr_status_t atr_db_next(apr_dbd_row_t **prow, atr_db_rows_t *rows)
     *prow = NULL;
     /* pgsql counts rows in the row object (NULL restarts at the first row) and frees the
      * result at the end: keep the object, never ask again after the end. */
-    /* Stop at the count rather than ask for the row past the end: asking frees pgsql's
-     * result, and with it every column value a caller still holds from the last row. */
-    if (rows->eof || (rows->ntuples >= 0 && rows->next >= rows->ntuples)
+    if (rows->eof || (rows->ntuples >= 0 && rows->fetched >= rows->ntuples)
         || apr_dbd_get_row(rows->db->driver, rows->pool, rows->res, &rows->row, -1) != 0) {
         rows->eof = 1;
         rows->row = NULL;
         return APR_EOF;
     }
-    rows->next++;
+    rows->fetched++;
     *prow = rows->row;
     return APR_SUCCESS;
 }

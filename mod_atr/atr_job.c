@@ -127,6 +127,47 @@ apr_status_t atr_job_poll(int *pallowed, atr_db_t *db, const char *id, apr_time_
     return rv;
 }
 
+/* PostgreSQL: the claim in a transaction that holds the node's advisory lock (atr_sql.c
+ * atr_job_node_lock). One UPDATE alone is not enough there: two processes of one node could
+ * both count max - 1 running jobs in their snapshots and both claim. *pn: rows claimed. */
+static apr_status_t claim_pgsql(int *pn, atr_db_t *db, const char *node, const char *claim,
+                                const char *now, const char *stale, const char *max_attempts,
+                                const char *max_running, apr_pool_t *p)
+{
+    atr_db_tx_t *tx;
+    atr_db_rows_t *rows;
+    apr_dbd_row_t *row;
+    const char *args[8];
+    apr_status_t rv, erv;
+
+    *pn = 0;
+    if ((rv = atr_db_tx_begin(&tx, db, p)) != APR_SUCCESS) return rv;
+    rv = atr_db_select(&rows, db, "atr_job_node_lock", p, 1, &node);
+    if (rv == APR_SUCCESS) {
+        while (atr_db_next(&row, rows) == APR_SUCCESS) {
+        }
+        args[0] = node;
+        args[1] = claim;
+        args[2] = now;
+        args[3] = stale;
+        args[4] = max_attempts;
+        args[5] = node;
+        args[6] = stale;
+        args[7] = max_running;
+        rv = atr_db_exec(db, pn, "atr_job_claim_locked", p, 8, args);
+    }
+    if (rv != APR_SUCCESS) {
+        *pn = 0;
+        atr_db_tx_fail(tx);
+    }
+    erv = atr_db_tx_end(tx);
+    if (rv == APR_SUCCESS && erv != APR_SUCCESS) {
+        *pn = 0;
+        rv = erv;
+    }
+    return rv;
+}
+
 apr_status_t atr_job_claim(atr_job_t **pjob, atr_db_t *db, const char *node, int max_running,
                            apr_time_t now, apr_interval_time_t stale_after, apr_pool_t *p)
 {
@@ -149,6 +190,13 @@ apr_status_t atr_job_claim(atr_job_t **pjob, atr_db_t *db, const char *node, int
         if (!any) return APR_SUCCESS;
     }
     if ((rv = atr_job_new_id(&claim, p)) != APR_SUCCESS) return rv;
+    if (db->driver_name && !strcmp(db->driver_name, "pgsql")) {
+        rv = claim_pgsql(&n, db, node, claim, I64(p, ms(now)), stale, max_attempts,
+                         apr_itoa(p, max_running), p);
+        if (rv != APR_SUCCESS || n != 1) return rv;
+        return read_job(pjob, db, "atr_job_by_claim", claim, p);
+    }
+    /* SQLite: one UPDATE is atomic (writers hold the database lock), limit included */
     args[0] = node;
     args[1] = claim;
     args[2] = I64(p, ms(now));

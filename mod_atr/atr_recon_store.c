@@ -411,6 +411,13 @@ static apr_status_t op_begin(op_ctx_t *c, int *pgo, const char *group_id, int ne
     c->tx = NULL;
     rv = atr_db_tx_begin(&c->tx, c->db, c->p);
     if (rv != APR_SUCCESS) return store_failed(c->res, c->db, rv, "starting a transaction", c->p);
+    /* the edit is computed from the version read next: no other writer (any node) may write
+     * its successor before this one commits */
+    rv = atr_store_lock(c->db, "Group", group_id, c->p);
+    if (rv != APR_SUCCESS) {
+        store_failed(c->res, c->db, rv, apr_psprintf(c->p, "locking Group/%s", group_id), c->p);
+        goto stop;
+    }
     rv = atr_store_get(&c->cur, c->db, "Group", group_id, 0, c->p);
     if (rv == APR_NOTFOUND) {
         refuse(c->res, ATR_RECON_E_GROUP, c->p, "Group/%s is not known", group_id);

@@ -3,9 +3,37 @@
  * Integer parameters are %d: apr_dbd_pgsql prepares %s as varchar, and PostgreSQL refuses
  * "integer = varchar" (values are still passed as strings; sqlite3 binds them as text). */
 #include <stddef.h>
+#include <string.h>
 #include "atr_sql.h"
 
+/* PGSQL_ONLY statements first: atr_sql_statements hands sqlite3 the list after them. Each
+ * is used only where the code asks db->driver_name (atr_job.c, atr_store.c). */
+#define PGSQL_ONLY 3
 static const atr_sql_stmt_t statements[] = {
+    /* ---- pgsql only ---- */
+    /* Job claiming across nodes (atr_job.c). Inside one transaction: first the node's advisory
+     * lock, so that the claims of one node (its processes) run one at a time and each counts
+     * the running jobs the previous one committed (READ COMMITTED: every statement sees what
+     * was committed before it started); then the claim, which skips rows another node is
+     * claiming right now instead of queueing behind its lock. The lock is released at commit.
+     * Key: a fixed class (0x41545201, "ATR" 1) and the node name's hash. */
+    { "atr_job_node_lock",
+      "SELECT pg_advisory_xact_lock(1096045057, hashtext(%s))" },
+    /* args: node, claim, now, stale limit, max attempts, node, stale limit, max */
+    { "atr_job_claim_locked",
+      "UPDATE atr_export_job SET state = 'running', node = %s, prev_claim = claim, claim = %s,"
+      " heartbeat = %lld, attempts = attempts + 1, progress = 0"
+      " WHERE id = (SELECT id FROM atr_export_job WHERE state = 'queued'"
+      " OR (state = 'running' AND heartbeat < %lld AND attempts < %d) ORDER BY created LIMIT 1"
+      " FOR UPDATE SKIP LOCKED)"
+      " AND (SELECT COUNT(*) FROM atr_export_job WHERE state = 'running' AND node = %s"
+      " AND heartbeat >= %lld) < %d" },
+    /* Group version writers (atr_store.c atr_store_lock): the second waits for the first's
+     * commit, then reads the version it wrote (SQLite: BEGIN IMMEDIATE already serialises). */
+    { "atr_res_lock",
+      "SELECT version FROM atr_current WHERE rtype = %s AND id = %s FOR UPDATE" },
+
+    /* ---- every driver ---- */
     /* schema */
     { "atr_schema_version", "SELECT version FROM atr_schema_version" },
 
@@ -345,6 +373,6 @@ static const atr_sql_stmt_t statements[] = {
 
 const atr_sql_stmt_t *atr_sql_statements(const char *driver)
 {
-    (void)driver; /* identical for sqlite3 and pgsql so far */
-    return statements;
+    /* pgsql: everything; sqlite3 (no FOR UPDATE, no advisory locks): all but the first */
+    return driver && !strcmp(driver, "pgsql") ? statements : statements + PGSQL_ONLY;
 }

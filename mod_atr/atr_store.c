@@ -445,6 +445,23 @@ apr_status_t atr_store_history(atr_db_t *db, const char *type, const char *id, c
     return rv;
 }
 
+apr_status_t atr_store_lock(atr_db_t *db, const char *type, const char *id, apr_pool_t *p)
+{
+    const char *args[2];
+    atr_db_rows_t *rows;
+    apr_dbd_row_t *row;
+    apr_status_t rv;
+
+    if (!db->driver_name || strcmp(db->driver_name, "pgsql")) return APR_SUCCESS;
+    args[0] = type;
+    args[1] = id;
+    rv = atr_db_select(&rows, db, "atr_res_lock", p, 2, args);
+    if (rv != APR_SUCCESS) return rv;
+    while (atr_db_next(&row, rows) == APR_SUCCESS) {
+    }
+    return APR_SUCCESS;
+}
+
 /* Write body as the next version unless it (and for a Group its members) equals the current. */
 static apr_status_t put_stored(int *pversion, int *pchanged, atr_db_t *db, const char *type, const char *id,
                                const char *body, const json_t *group, const atr_store_members_t *ms,
@@ -456,6 +473,9 @@ static apr_status_t put_stored(int *pversion, int *pchanged, atr_db_t *db, const
     apr_dbd_row_t *row;
     apr_status_t rv;
 
+    /* Groups are what several writers change at once (roster applies, reconciliation
+     * operations on any node): take turns on the version number */
+    if (group && (rv = atr_store_lock(db, type, id, p)) != APR_SUCCESS) goto store_error;
     /* DM-20/D10: a Group's quantity counts its member entries. Every writer (load, roster,
      * reconciliation) passes the previous or given body: a quantity there is made true here,
      * once, for all of them (the body is small: members are rows). */
@@ -640,6 +660,7 @@ apr_status_t atr_store_delete(int *pversion, int *pchanged, atr_db_t *db, const 
 
     *pchanged = 0;
     *perr = NULL;
+    if (!strcmp(type, "Group") && (rv = atr_store_lock(db, type, id, p)) != APR_SUCCESS) goto store_error;
     rv = atr_store_get(&cur, db, type, id, 0, p);
     if (rv == APR_NOTFOUND) {
         *perr = apr_psprintf(p, "%s/%s does not exist", type, id);

@@ -21,6 +21,14 @@ typedef struct atr_resource_t {
 apr_status_t atr_store_get(atr_resource_t **pres, atr_db_t *db, const char *type, const char *id,
                            int version, apr_pool_t *p);
 
+/* Inside a transaction, before reading the version a write will be based on: writers of
+ * type/id then take turns until commit, so each reads the version the previous one wrote and
+ * none is lost (PostgreSQL: FOR UPDATE on its atr_current row; several nodes share the store).
+ * SQLite: nothing to do, its transactions (BEGIN IMMEDIATE) already hold the write lock.
+ * A resource not stored yet has no row to lock: two concurrent creators then meet at the
+ * primary key, and the second gets a store error. */
+apr_status_t atr_store_lock(atr_db_t *db, const char *type, const char *id, apr_pool_t *p);
+
 /* History newest first: versions with last_updated > since (since NULL = all), at most max.
  * cb is called per version with a per-call subpool; a non-success return stops and is returned.
  * APR_NOTFOUND when the resource has no version at all (callers answer 404). */

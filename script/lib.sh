@@ -74,7 +74,8 @@ atr_hand_to_httpd_user() {
 }
 
 # atr_write_httpd_conf STATE_DIR PORT DB EXTRA [LDAP_URI PASSWORD_FILE TOKEN_KEY_FILE]: render
-# conf/httpd-demo.conf.in into STATE_DIR/httpd.conf. The registry is ATR_LDAP_CLIENTS on
+# conf/httpd-demo.conf.in into STATE_DIR/httpd.conf. DB is the store as atrctl --db takes it
+# (sqlite3:FILE or pgsql:PARAMS; a bare path means sqlite3): DBDriver and DBDParams. The registry is ATR_LDAP_CLIENTS on
 # LDAP_URI (default ldap://127.0.0.1:3890/), bound as ATR_LDAP_READER with the password in
 # PASSWORD_FILE (default STATE_DIR/registry.secret); access tokens are signed with
 # TOKEN_KEY_FILE (default STATE_DIR/token.key). Export files go to STATE_DIR/export (made
@@ -83,15 +84,18 @@ atr_hand_to_httpd_user() {
 atr_write_httpd_conf() {
     local dir="$1" port="$2" db="$3" extra="$4" user_group=""
     local ldap_uri="${5:-ldap://127.0.0.1:3890/}" pw_file="${6:-$1/registry.secret}"
-    local token_key="${7:-$1/token.key}"
+    local token_key="${7:-$1/token.key}" driver=sqlite3
+    case "$db" in
+        sqlite3:* | pgsql:*) driver="${db%%:*}"; db="${db#*:}" ;;
+    esac
     if [ "$(id -u)" -eq 0 ]; then
         user_group="User $ATR_HTTPD_USER\\nGroup $(id -gn "$ATR_HTTPD_USER")"
     fi
     mkdir -p "$dir/export"
     atr_hand_to_httpd_user "$dir/export"
     sed -e "s|@STATE_DIR@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@MODULE@|$ATR_MODULE|g" \
-        -e "s|@APACHE_MODULES@|$ATR_APACHE_MODULES|g" -e "s|@DB@|$db|g" \
-        -e "s|@USER_GROUP@|$user_group|g" \
+        -e "s|@APACHE_MODULES@|$ATR_APACHE_MODULES|g" -e "s|@DBDRIVER@|$driver|g" \
+        -e "s|@DB@|$db|g" -e "s|@USER_GROUP@|$user_group|g" \
         -e "s|@LDAP_URI@|$ldap_uri|g" -e "s|@LDAP_BASE@|$ATR_LDAP_CLIENTS|g" \
         -e "s|@LDAP_BIND_DN@|$ATR_LDAP_READER|g" -e "s|@LDAP_PW_FILE@|$pw_file|g" \
         -e "s|@TOKEN_KEY@|$token_key|g" -e "s|@EXPORT_DIR@|$dir/export|g" -e "s|@EXTRA@|$extra|g" \
@@ -184,6 +188,54 @@ atr_httpd_peak_rss_kb() {
         fi
     done
     echo "$total"
+}
+
+# ---- PostgreSQL (script/bench --store pgsql) ----
+ATR_PG_BIN="${ATR_PG_BIN:-/usr/lib/postgresql/15/bin}"
+
+# atr_pg_start DIR PORT: a new PostgreSQL 15 cluster in DIR/pg (initdb; as root it runs as the
+# postgres user, which PostgreSQL requires) listening on 127.0.0.1:PORT only, with a database
+# atr owned by the login role atr (trust on loopback: a throw-away server, never a production
+# setup; see docs/operations.md). Sets ATR_PG_PARAMS to the DBDParams / atrctl --db pgsql:
+# parameters. Stop it with atr_pg_stop DIR.
+atr_pg_start() {
+    local dir="$1/pg" port="$2" run=() su=postgres
+    atr_port_free "$port" || atr_die "PostgreSQL port $port is in use (set another one)"
+    [ -x "$ATR_PG_BIN/initdb" ] || atr_die "$ATR_PG_BIN/initdb is missing: run script/setup"
+    if [ "$(id -u)" -eq 0 ]; then
+        run=(runuser -u postgres --)
+    else
+        su="$(id -un)"
+    fi
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
+    "${run[@]}" "$ATR_PG_BIN/initdb" -D "$dir/data" --locale=C --encoding=UTF8 --auth=trust \
+        -U "$su" >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; atr_die "initdb failed"; }
+    cat >> "$dir/data/postgresql.conf" <<CONF
+# script/lib.sh atr_pg_start
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$dir/data'
+max_connections = 260
+shared_buffers = 256MB
+synchronous_commit = off
+CONF
+    "${run[@]}" "$ATR_PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgresql.log" -w -t 60 start \
+        >/dev/null || atr_die "PostgreSQL did not start (see $dir/postgresql.log)"
+    psql -X -q -h 127.0.0.1 -p "$port" -U "$su" -d postgres -v ON_ERROR_STOP=1 \
+        -c "CREATE ROLE atr LOGIN" -c "CREATE DATABASE atr OWNER atr TEMPLATE template0 ENCODING 'UTF8'" \
+        >/dev/null || atr_die "could not create the atr role and database"
+    ATR_PG_PARAMS="host=127.0.0.1 port=$port dbname=atr user=atr"
+}
+
+# atr_pg_stop DIR: stop the cluster atr_pg_start made in DIR/pg (if it runs).
+atr_pg_stop() {
+    local dir="$1/pg" run=()
+    [ -f "$dir/data/postmaster.pid" ] || return 0
+    [ "$(id -u)" -eq 0 ] && run=(runuser -u postgres --)
+    "${run[@]}" "$ATR_PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+    echo "stopped PostgreSQL ($dir)"
 }
 
 # ---- the Consumer registry (slapd) and Consumers ----
@@ -463,7 +515,7 @@ ldap_uri $uri
 ldap_base $ATR_LDAP_CLIENTS
 ldap_bind_dn $ATR_LDAP_ADMIN
 ldap_password_file $adm/ldap.secret
-store sqlite3:$dir/atr.db
+store ${ATR_STORE_SPEC:-sqlite3:$dir/atr.db}
 csrf_key_file $adm/csrf.key
 audit_log $adm/audit.log
 CONF

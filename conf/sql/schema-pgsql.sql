@@ -3,6 +3,10 @@
 -- Timestamps are FHIR instants in UTC with millisecond precision
 -- ('2024-01-31T12:00:00.000Z'): fixed width, so text order is time order.
 -- Each statement ends with ';' at the end of a line (build-aux/sql2c.sh splits on that).
+-- Every text column is COLLATE "C": ids, references and instants compare and sort byte by
+-- byte, as on SQLite, whatever locale the database was created with (keyset paging, the
+-- order of search results and export files are then the same on both stores; "C" also
+-- lets LIKE 'prefix%' use the b-tree indexes).
 
 
 CREATE TABLE atr_schema_version (
@@ -13,21 +17,21 @@ CREATE TABLE atr_schema_version (
 -- meta.versionId/meta.lastUpdated (added when rendered) and, for Group, without member
 -- (members are rows in atr_group_member, so a Group is never one big blob).
 CREATE TABLE atr_resource (
-  rtype TEXT NOT NULL,
-  id TEXT NOT NULL,
+  rtype TEXT COLLATE "C" NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
   version INTEGER NOT NULL,
-  last_updated TEXT NOT NULL,
+  last_updated TEXT COLLATE "C" NOT NULL,
   deleted INTEGER NOT NULL DEFAULT 0,
-  body TEXT NOT NULL,
+  body TEXT COLLATE "C" NOT NULL,
   PRIMARY KEY (rtype, id, version)
 );
 
 -- The current version of each resource.
 CREATE TABLE atr_current (
-  rtype TEXT NOT NULL,
-  id TEXT NOT NULL,
+  rtype TEXT COLLATE "C" NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
   version INTEGER NOT NULL,
-  last_updated TEXT NOT NULL,
+  last_updated TEXT COLLATE "C" NOT NULL,
   deleted INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (rtype, id)
 );
@@ -36,17 +40,17 @@ CREATE INDEX atr_current_updated ON atr_current (rtype, last_updated);
 -- Group members of every Group version, in document order (seq from 1).
 -- body is the member element JSON; the other columns are extracted for queries.
 CREATE TABLE atr_group_member (
-  group_id TEXT NOT NULL,
+  group_id TEXT COLLATE "C" NOT NULL,
   version INTEGER NOT NULL,
   seq INTEGER NOT NULL,
-  entity_ref TEXT NOT NULL,
-  provider_ref TEXT,
-  coverage_ref TEXT,
-  change_type TEXT,
+  entity_ref TEXT COLLATE "C" NOT NULL,
+  provider_ref TEXT COLLATE "C",
+  coverage_ref TEXT COLLATE "C",
+  change_type TEXT COLLATE "C",
   inactive INTEGER NOT NULL DEFAULT 0,
-  period_start TEXT,
-  period_end TEXT,
-  body TEXT NOT NULL,
+  period_start TEXT COLLATE "C",
+  period_end TEXT COLLATE "C",
+  body TEXT COLLATE "C" NOT NULL,
   PRIMARY KEY (group_id, version, seq)
 );
 CREATE INDEX atr_group_member_entity ON atr_group_member (group_id, version, entity_ref);
@@ -55,23 +59,23 @@ CREATE INDEX atr_group_member_coverage ON atr_group_member (group_id, version, c
 
 -- Search index over the current version of each Group.
 CREATE TABLE atr_group_index (
-  group_id TEXT NOT NULL PRIMARY KEY,
-  name TEXT,
-  name_norm TEXT,
-  status TEXT,
-  period_start TEXT,
-  period_end TEXT,
+  group_id TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+  name TEXT COLLATE "C",
+  name_norm TEXT COLLATE "C",
+  status TEXT COLLATE "C",
+  period_start TEXT COLLATE "C",
+  period_end TEXT COLLATE "C",
   member_count INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX atr_group_index_name ON atr_group_index (name_norm);
 
 -- Group.identifier of current versions; '' where a part is absent.
 CREATE TABLE atr_group_identifier (
-  group_id TEXT NOT NULL,
-  system TEXT NOT NULL DEFAULT '',
-  value TEXT NOT NULL DEFAULT '',
-  type_system TEXT NOT NULL DEFAULT '',
-  type_code TEXT NOT NULL DEFAULT ''
+  group_id TEXT COLLATE "C" NOT NULL,
+  system TEXT COLLATE "C" NOT NULL DEFAULT '',
+  value TEXT COLLATE "C" NOT NULL DEFAULT '',
+  type_system TEXT COLLATE "C" NOT NULL DEFAULT '',
+  type_code TEXT COLLATE "C" NOT NULL DEFAULT ''
 );
 CREATE INDEX atr_group_identifier_sv ON atr_group_identifier (system, value);
 CREATE INDEX atr_group_identifier_v ON atr_group_identifier (value);
@@ -81,12 +85,12 @@ CREATE INDEX atr_group_identifier_g ON atr_group_identifier (group_id);
 -- Group.characteristic of current versions: code and, when the value is a Reference,
 -- its reference; when a CodeableConcept, its first coding.
 CREATE TABLE atr_group_characteristic (
-  group_id TEXT NOT NULL,
-  code_system TEXT NOT NULL DEFAULT '',
-  code TEXT NOT NULL DEFAULT '',
-  value_ref TEXT NOT NULL DEFAULT '',
-  value_system TEXT NOT NULL DEFAULT '',
-  value_code TEXT NOT NULL DEFAULT ''
+  group_id TEXT COLLATE "C" NOT NULL,
+  code_system TEXT COLLATE "C" NOT NULL DEFAULT '',
+  code TEXT COLLATE "C" NOT NULL DEFAULT '',
+  value_ref TEXT COLLATE "C" NOT NULL DEFAULT '',
+  value_system TEXT COLLATE "C" NOT NULL DEFAULT '',
+  value_code TEXT COLLATE "C" NOT NULL DEFAULT ''
 );
 CREATE INDEX atr_group_characteristic_c ON atr_group_characteristic (code, code_system);
 CREATE INDEX atr_group_characteristic_g ON atr_group_characteristic (group_id);
@@ -95,8 +99,8 @@ CREATE INDEX atr_group_characteristic_g ON atr_group_characteristic (group_id);
 -- kept until expires (unix seconds: the assertion's exp + clock skew), shared by every
 -- process and node.
 CREATE TABLE atr_jti (
-  client_id TEXT NOT NULL,
-  jti TEXT NOT NULL,
+  client_id TEXT COLLATE "C" NOT NULL,
+  jti TEXT COLLATE "C" NOT NULL,
   expires BIGINT NOT NULL,
   PRIMARY KEY (client_id, jti)
 );
@@ -108,24 +112,24 @@ CREATE INDEX atr_jti_expires ON atr_jti (expires);
 -- 'MB' (member identifier value); p_type: a provider type (p_val = id), 'NPI' or 'TIN'.
 CREATE TABLE atr_roster_row (
   line BIGINT NOT NULL PRIMARY KEY,
-  m_type TEXT NOT NULL,
-  m_val TEXT NOT NULL,
-  p_type TEXT NOT NULL,
-  p_val TEXT NOT NULL,
-  payer_id TEXT NOT NULL,
-  contract_id TEXT NOT NULL,
-  plan_id TEXT NOT NULL,
-  period_start TEXT,
-  period_end TEXT,
-  coverage_ref TEXT,
-  entity_ref TEXT,
-  provider_ref TEXT
+  m_type TEXT COLLATE "C" NOT NULL,
+  m_val TEXT COLLATE "C" NOT NULL,
+  p_type TEXT COLLATE "C" NOT NULL,
+  p_val TEXT COLLATE "C" NOT NULL,
+  payer_id TEXT COLLATE "C" NOT NULL,
+  contract_id TEXT COLLATE "C" NOT NULL,
+  plan_id TEXT COLLATE "C" NOT NULL,
+  period_start TEXT COLLATE "C",
+  period_end TEXT COLLATE "C",
+  coverage_ref TEXT COLLATE "C",
+  entity_ref TEXT COLLATE "C",
+  provider_ref TEXT COLLATE "C"
 );
 CREATE INDEX atr_roster_row_ep ON atr_roster_row (entity_ref, provider_ref);
 CREATE TABLE atr_roster_ident (
-  kind TEXT NOT NULL,
-  value TEXT NOT NULL,
-  ref TEXT NOT NULL
+  kind TEXT COLLATE "C" NOT NULL,
+  value TEXT COLLATE "C" NOT NULL,
+  ref TEXT COLLATE "C" NOT NULL
 );
 CREATE INDEX atr_roster_ident_kv ON atr_roster_ident (kind, value);
 
@@ -133,9 +137,9 @@ CREATE INDEX atr_roster_ident_kv ON atr_roster_ident (kind, value);
 -- per-run id, so dedupe and paging happen in the store whatever the Group size. Rows live
 -- only while that export runs.
 CREATE TABLE atr_export_ref (
-  export_id TEXT NOT NULL,
-  rtype TEXT NOT NULL,
-  id TEXT NOT NULL,
+  export_id TEXT COLLATE "C" NOT NULL,
+  rtype TEXT COLLATE "C" NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
   PRIMARY KEY (export_id, rtype, id)
 );
 
@@ -146,24 +150,24 @@ CREATE TABLE atr_export_ref (
 -- directory <ATRExportDir>/<id>/<claim>); prev_claim: the attempt it replaced, whose leftovers
 -- the new one removes. At most one queued or running job per client and Group (BULK-KO-09).
 CREATE TABLE atr_export_job (
-  id TEXT NOT NULL PRIMARY KEY,
-  client_id TEXT NOT NULL,
-  group_id TEXT NOT NULL,
-  request TEXT NOT NULL,
-  params TEXT NOT NULL,
-  state TEXT NOT NULL,
+  id TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+  client_id TEXT COLLATE "C" NOT NULL,
+  group_id TEXT COLLATE "C" NOT NULL,
+  request TEXT COLLATE "C" NOT NULL,
+  params TEXT COLLATE "C" NOT NULL,
+  state TEXT COLLATE "C" NOT NULL,
   created BIGINT NOT NULL,
-  tx_time TEXT NOT NULL,
-  node TEXT,
-  claim TEXT,
-  prev_claim TEXT,
+  tx_time TEXT COLLATE "C" NOT NULL,
+  node TEXT COLLATE "C",
+  claim TEXT COLLATE "C",
+  prev_claim TEXT COLLATE "C",
   heartbeat BIGINT NOT NULL DEFAULT 0,
   attempts INTEGER NOT NULL DEFAULT 0,
   progress BIGINT NOT NULL DEFAULT 0,
-  outdir TEXT,
-  files TEXT,
-  error_code TEXT,
-  error TEXT,
+  outdir TEXT COLLATE "C",
+  files TEXT COLLATE "C",
+  error_code TEXT COLLATE "C",
+  error TEXT COLLATE "C",
   finished BIGINT,
   expires BIGINT,
   last_poll BIGINT NOT NULL DEFAULT 0
@@ -177,8 +181,8 @@ CREATE INDEX atr_export_job_claim ON atr_export_job (claim);
 -- creator reaches its Group's operations before every process's registry cache sees the LDAP
 -- link (atrGroupId). created: milliseconds since the epoch.
 CREATE TABLE atr_rec_owner (
-  group_id TEXT NOT NULL,
-  client_id TEXT NOT NULL,
+  group_id TEXT COLLATE "C" NOT NULL,
+  client_id TEXT COLLATE "C" NOT NULL,
   created BIGINT NOT NULL,
   PRIMARY KEY (group_id, client_id)
 );
@@ -187,21 +191,21 @@ CREATE TABLE atr_rec_owner (
 -- when the Group's current version is above notified_version; claim marks the attempt in
 -- progress (one at a time, any process). status: active | error | off. Times in ms.
 CREATE TABLE atr_sub_subscription (
-  id TEXT NOT NULL PRIMARY KEY,
-  client_id TEXT NOT NULL,
-  group_id TEXT NOT NULL,
-  endpoint TEXT NOT NULL,
-  headers TEXT,
-  base_url TEXT NOT NULL,
-  status TEXT NOT NULL,
-  body TEXT NOT NULL,
+  id TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+  client_id TEXT COLLATE "C" NOT NULL,
+  group_id TEXT COLLATE "C" NOT NULL,
+  endpoint TEXT COLLATE "C" NOT NULL,
+  headers TEXT COLLATE "C",
+  base_url TEXT COLLATE "C" NOT NULL,
+  status TEXT COLLATE "C" NOT NULL,
+  body TEXT COLLATE "C" NOT NULL,
   notified_version INTEGER NOT NULL,
   events BIGINT NOT NULL DEFAULT 0,
   attempts INTEGER NOT NULL DEFAULT 0,
   next_try BIGINT NOT NULL DEFAULT 0,
-  claim TEXT,
+  claim TEXT COLLATE "C",
   claimed_at BIGINT NOT NULL DEFAULT 0,
-  error TEXT,
+  error TEXT COLLATE "C",
   created BIGINT NOT NULL,
   updated BIGINT NOT NULL
 );

@@ -1,8 +1,9 @@
 """pytest fixtures for the mod_atr integration tests.
 
 Everything is real and runs on loopback: slapd (python-ldap's slapdtest with our schema),
-an SQLite store made by the build tree's ``atrctl``, and httpd with the built mod_atr.
-Build first (``make``); ``script/test`` does both.
+a store made by the build tree's ``atrctl`` (SQLite, or PostgreSQL with
+``ATR_TEST_STORE=pgsql``), and httpd with the built mod_atr.
+Build first (``make``); ``script/test`` does both, and runs the suite once per store.
 
 Session fixtures
     ``workdir``  a directory under /tmp (pathlib.Path) holding everything below; removed at
@@ -10,12 +11,17 @@ Session fixtures
                  keeps it always).
     ``slapd``    :class:`harness.AtrSlapd` -- ``ldap_uri``, ``root_dn``/``root_pw``,
                  ``clients_dn``; ``add_consumer(client_id, **attrs)``, ``connect()``.
+    ``pg``       :class:`harness.pg.PgServer` -- a PostgreSQL 15 server (initdb into
+                 ``<workdir>/pg``, a free loopback port), started on first use: by ``store``
+                 when ``ATR_TEST_STORE=pgsql``, by the multi-node tests.
     ``store``    :class:`harness.Store` -- ``db init``, then the demo dataset
                  (``atrctl demo-data --members 300 --seed 7``) and the ATR 2.1.0 IG examples
                  are loaded. Extra attributes: ``demo_files``, ``largest_group`` (id),
                  ``largest_group_members`` (n), ``ig_resources`` ({(type, id): resource}).
                  ``store.atrctl(*args, check=True)`` runs atrctl against it;
-                 ``store.sql(query)`` queries it read-only with the sqlite3 CLI.
+                 ``store.sql(query)`` queries it (sqlite3 CLI, or psql on PostgreSQL: same
+                 output format). ``store.driver``/``params``/``spec``: what httpd's
+                 DBDriver/DBDParams and ``atrctl --db`` get.
                  Demo ids are prefixed (``grp-1``, ``pat-1``, ...), the IG examples keep
                  theirs (``Group/fullexample``, ``Patient/1``, ...).
     ``httpd``    :class:`harness.Httpd` on a free port -- ``base_url``
@@ -70,7 +76,9 @@ error/crit/alert/emerg or reporting a crash (segfault, AH00052), unless allowed 
 Before that it DELETEs every bulk export job the test started through a BulkClient.
 
 Environment: ``ATR_SHARED_DIR`` (default ``<repo>/../shared``), ``ATR_TEST_PORTS=LOW-HIGH``
-(restrict the ports used; default: any free port).
+(restrict the ports used; default: any free port), ``ATR_TEST_STORE=sqlite|pgsql`` (the
+session's store; default sqlite), ``ATR_PG_BIN`` (PostgreSQL's programs; default
+/usr/lib/postgresql/15/bin).
 """
 import os
 import pathlib
@@ -82,12 +90,21 @@ import time
 import pytest
 
 from harness import AtrSlapd, Httpd, Paths, Store
+from harness.pg import PgServer
 from harness.bulk import BulkClient, load_renamed_demo, reference_export
 from harness.consumers import Consumers, FhirClient, JwksServer
 from harness.httpd import is_crash, is_unexpected
 
 DEMO_MEMBERS = 300
 DEMO_SEED = 7
+
+STORE_BACKEND = os.environ.get('ATR_TEST_STORE', 'sqlite')
+if STORE_BACKEND not in ('sqlite', 'pgsql'):
+    raise RuntimeError('ATR_TEST_STORE=%r: use sqlite or pgsql' % STORE_BACKEND)
+
+
+def pytest_report_header(config):
+    return 'mod_atr store: %s (ATR_TEST_STORE)' % STORE_BACKEND
 
 
 def pytest_configure(config):
@@ -123,8 +140,22 @@ def slapd(workdir):
 
 
 @pytest.fixture(scope='session')
-def store(workdir):
-    s = Store(str(workdir / 'store'), owner='www-data' if os.geteuid() == 0 else None)
+def pg(workdir):
+    server = PgServer(str(workdir / 'pg'))
+    try:
+        server.start()
+    except Exception:
+        server.stop()
+        raise
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope='session')
+def store(workdir, request):
+    pg_server = request.getfixturevalue('pg') if STORE_BACKEND == 'pgsql' else None
+    s = Store(str(workdir / 'store'), owner='www-data' if os.geteuid() == 0 else None,
+              pg=pg_server)
     s.init()
     demo_dir = os.path.join(s.directory, 'demo')
     s.demo_files, s.largest_group, s.largest_group_members = s.demo_data(
@@ -134,6 +165,37 @@ def store(workdir):
     s.ig_resources = s.write_ig_examples_ndjson(ig_file)
     s.load(ig_file)
     return s
+
+
+@pytest.fixture
+def scratch_store(request, tmp_path):
+    """``make()``: a new empty :class:`harness.Store` (no schema) on the session's backend:
+    an SQLite file under tmp_path, or a new database on the session's PostgreSQL (dropped
+    after the test). For atrctl tests that need a store of their own."""
+    made = []
+
+    def make():
+        n = len(made) + 1
+        if STORE_BACKEND == 'pgsql':
+            name = 'scratch_%d_%d' % (os.getpid(), _scratch_counter())
+            s = Store(str(tmp_path / ('store-%d' % n)), pg=request.getfixturevalue('pg'),
+                      pg_dbname=name)
+        else:
+            s = Store(str(tmp_path / ('store-%d' % n)))
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.drop()
+
+
+_scratch_n = [0]
+
+
+def _scratch_counter():
+    _scratch_n[0] += 1
+    return _scratch_n[0]
 
 
 @pytest.fixture(scope='session')

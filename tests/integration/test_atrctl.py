@@ -1,8 +1,8 @@
-"""atrctl against a real SQLite store: db init/check, load (NDJSON and Bundle), errors with
-line numbers that leave the store exactly as it was, demo-data determinism."""
+"""atrctl against a real store of its own (SQLite, or a PostgreSQL database in the pgsql pass):
+db init/check, load (NDJSON and Bundle), errors with line numbers that leave the store exactly
+as it was, demo-data determinism."""
 import hashlib
 import json
-import sqlite3
 import subprocess
 
 import pytest
@@ -18,45 +18,40 @@ def run(*args, check=True):
 
 
 @pytest.fixture
-def db(tmp_path):
-    path = tmp_path / "atr.db"
-    run("--db", f"sqlite3:{path}", "db", "init")
-    return path
+def db(scratch_store):
+    s = scratch_store()
+    run("--db", s.spec, "db", "init")
+    return s
 
 
-def dump(path):
-    con = sqlite3.connect(path)
-    rows = {t: con.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()
+def dump(store):
+    """{table: [row as a list of column texts]}: the store's content, for comparisons."""
+    return {t: [line.split("|") for line in store.sql(f"SELECT * FROM {t} ORDER BY 1, 2").splitlines()]
             for t in ("atr_resource", "atr_current", "atr_group_member", "atr_group_index",
                       "atr_group_identifier", "atr_group_characteristic")}
-    con.close()
-    return rows
 
 
 def test_db_init_and_check(db):
-    p = run("--db", f"sqlite3:{db}", "db", "check")
+    p = run("--db", db.spec, "db", "check")
     assert "1" in p.stdout
 
 
 def test_db_init_twice_is_refused(db):
-    p = run("--db", f"sqlite3:{db}", "db", "init", check=False)
+    p = run("--db", db.spec, "db", "init", check=False)
     assert p.returncode == 1
     assert "already" in p.stderr.lower()
 
 
 def test_unknown_schema_version_refused(db):
-    con = sqlite3.connect(db)
-    con.execute("UPDATE atr_schema_version SET version = 99")
-    con.commit()
-    con.close()
-    p = run("--db", f"sqlite3:{db}", "load", str(SHARED / "spec/atr/2.1.0/examples/Patient-1.json"), check=False)
+    db.sql("UPDATE atr_schema_version SET version = 99", write=True)
+    p = run("--db", db.spec, "load", str(SHARED / "spec/atr/2.1.0/examples/Patient-1.json"), check=False)
     assert p.returncode == 1
     assert "99" in p.stderr
     assert dump(db)["atr_resource"] == []
 
 
-def test_no_schema_refused(tmp_path):
-    p = run("--db", f"sqlite3:{tmp_path / 'empty.db'}", "db", "check", check=False)
+def test_no_schema_refused(scratch_store):
+    p = run("--db", scratch_store().spec, "db", "check", check=False)
     assert p.returncode == 1
     assert "db init" in p.stderr
 
@@ -74,7 +69,7 @@ def test_load_bundle_and_ndjson(db, tmp_path):
     bf.write_text(json.dumps(bundle, indent=2))
     nf = tmp_path / "n.ndjson"
     nf.write_text(json.dumps(ig_example("Patient-1.json")) + "\n\n" + json.dumps(ig_example("Group-fullexample.json")) + "\n")
-    p = run("--db", f"sqlite3:{db}", "load", str(bf), str(nf))
+    p = run("--db", db.spec, "load", str(bf), str(nf))
     assert "2 created" in p.stdout or "2 resources" in p.stdout
     rows = dump(db)
     assert {(r[0], r[1]) for r in rows["atr_current"]} == {("Patient", "2"), ("Coverage", "2"), ("Patient", "1"), ("Group", "fullexample")}
@@ -91,11 +86,11 @@ def test_load_bundle_and_ndjson(db, tmp_path):
 ])
 def test_bad_line_reported_and_nothing_kept(db, tmp_path, bad_line, needle):
     """A bad line: FILE:LINE message, exit 1, and nothing of that file is kept."""
-    run("--db", f"sqlite3:{db}", "load", str(SHARED / "spec/atr/2.1.0/examples/Patient-3.json"))
+    run("--db", db.spec, "load", str(SHARED / "spec/atr/2.1.0/examples/Patient-3.json"))
     before = dump(db)
     f = tmp_path / "bad.ndjson"
     f.write_text(json.dumps(ig_example("Patient-1.json")) + "\n" + json.dumps(ig_example("Coverage-1.json")) + "\n" + bad_line + "\n")
-    p = run("--db", f"sqlite3:{db}", "load", str(f), check=False)
+    p = run("--db", db.spec, "load", str(f), check=False)
     assert p.returncode == 1
     assert f"{f}:3" in p.stderr
     assert needle.lower() in p.stderr.lower()
@@ -104,7 +99,7 @@ def test_bad_line_reported_and_nothing_kept(db, tmp_path, bad_line, needle):
 
 def test_load_subscription_is_refused(db):
     """Only the 8 ATR types are stored."""
-    p = run("--db", f"sqlite3:{db}", "load",
+    p = run("--db", db.spec, "load",
             str(SHARED / "spec/atr/2.1.0/examples/Subscription-atr-list-change-subscription-example.json"), check=False)
     assert p.returncode == 1
     assert "Subscription" in p.stderr
@@ -114,17 +109,17 @@ def test_reload_changed_content_creates_version(db, tmp_path):
     pat = ig_example("Patient-1.json")
     f = tmp_path / "p.ndjson"
     f.write_text(json.dumps(pat) + "\n")
-    run("--db", f"sqlite3:{db}", "load", str(f))
-    run("--db", f"sqlite3:{db}", "load", str(f))
+    run("--db", db.spec, "load", str(f))
+    run("--db", db.spec, "load", str(f))
     pat["gender"] = "other"
     f.write_text(json.dumps(pat) + "\n")
-    run("--db", f"sqlite3:{db}", "load", str(f))
+    run("--db", db.spec, "load", str(f))
     cur = [r for r in dump(db)["atr_current"] if r[1] == "1"][0]
-    assert cur[2] == 2
+    assert cur[2] == "2"
 
 
 def test_missing_file_is_clear(db, tmp_path):
-    p = run("--db", f"sqlite3:{db}", "load", str(tmp_path / "nope.ndjson"), check=False)
+    p = run("--db", db.spec, "load", str(tmp_path / "nope.ndjson"), check=False)
     assert p.returncode == 1
     assert "nope.ndjson" in p.stderr
 
@@ -154,6 +149,6 @@ def test_demo_data_is_deterministic_and_loads(tmp_path, db):
     names = {f.name for f in a.iterdir()}
     assert names == {f"{t}.ndjson" for t in ("Group", "Patient", "Coverage", "RelatedPerson", "Practitioner",
                                              "PractitionerRole", "Organization", "Location")}
-    run("--db", f"sqlite3:{db}", "load", *sorted(str(f) for f in a.iterdir()))
+    run("--db", db.spec, "load", *sorted(str(f) for f in a.iterdir()))
     rows = dump(db)
     assert sum(1 for r in rows["atr_current"] if r[0] == "Patient") == 500

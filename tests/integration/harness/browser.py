@@ -156,7 +156,7 @@ class AdminSite:
         self._write(self.audit_log, b'', 0o600, self.user)
         lines = ['ldap_uri %s' % slapd.ldap_uri, 'ldap_base %s' % slapd.clients_dn,
                  'ldap_bind_dn %s' % slapd.admin_dn, 'ldap_password_file %s' % self.ldap_pw_file,
-                 'store sqlite3:%s' % store.path, 'csrf_key_file %s' % self.csrf_key_file,
+                 'store %s' % store.spec, 'csrf_key_file %s' % self.csrf_key_file,
                  'audit_log %s' % self.audit_log]
         if allow_http_loopback:
             lines.append('allow_http_loopback on')

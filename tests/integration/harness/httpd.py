@@ -65,13 +65,19 @@ class Httpd:
     # Appended to every test config: registry entries expire after 1 s (so tests that change
     # LDAP see it quickly), JWKS URLs may be plain http on loopback (the test JWKS server),
     # bulk export status answers Retry-After: 1 (so a whole export takes a second or two), and a
-    # job whose worker was killed is claimed again after 3 s instead of 30.
+    # job whose worker was killed is claimed again after 3 s instead of 30 (PostgreSQL: 15 s,
+    # see STALE_AFTER).
     TEST_DIRECTIVES = ('ATRRegistryCacheTTL 1\nATRJWKSAllowLoopbackHTTP On\n'
-                       'ATRExportPollInterval 1\nATRExportStaleAfter 3\n')
+                       'ATRExportPollInterval 1\nATRExportStaleAfter %d\n')
+    # ATRExportStaleAfter by store driver. An export heartbeats from its writing loop only, not
+    # while it collects the Group's references (one INSERT ... SELECT per type, about 2 s each
+    # for the 200,000-member Group on PostgreSQL on a busy 2-core machine): with 3 s a worker
+    # that is alive and busy would be taken for dead and its job claimed a second time.
+    STALE_AFTER = {'sqlite3': 3, 'pgsql': 15}
 
     _instances = 0   # numbers the export directories of the instances of a session
 
-    def __init__(self, directory, store, port=None, slapd=None, export_dir=None):
+    def __init__(self, directory, store, port=None, slapd=None, export_dir=None, token_key=None):
         self.directory = directory
         self.store = store
         self.slapd = slapd
@@ -93,10 +99,11 @@ class Httpd:
         os.makedirs(self.export_dir, exist_ok=True)
         self._hand_over(self.export_dir)
         # Secrets live in files (never in the config): the registry bind password and the
-        # token key (32 random bytes) shared by every node.
+        # token key (32 random bytes) shared by every node (``token_key``: another node's,
+        # so that each accepts the other's access tokens).
         self.ldap_pw_file = os.path.join(directory, 'ldap.secret')
         self.token_key_file = os.path.join(directory, 'token.key')
-        self.token_key = os.urandom(32)
+        self.token_key = token_key or os.urandom(32)
         self._write_secret(self.ldap_pw_file, (slapd.root_pw if slapd else '').encode())
         self._write_secret(self.token_key_file, self.token_key)
 
@@ -122,7 +129,8 @@ class Httpd:
             user_group = 'User %s\nGroup %s' % (self.user, grp.getgrgid(pw.pw_gid).gr_name)
         for key, value in (('@STATE_DIR@', self.directory), ('@PORT@', str(self.port)),
                            ('@MODULE@', Paths.module), ('@APACHE_MODULES@', Paths.apache_modules),
-                           ('@DB@', self.store.path), ('@USER_GROUP@', user_group),
+                           ('@DBDRIVER@', self.store.driver),
+                           ('@DB@', self.store.params), ('@USER_GROUP@', user_group),
                            ('@LDAP_URI@', self.slapd.ldap_uri if self.slapd else ''),
                            ('@LDAP_BASE@', self.slapd.clients_dn if self.slapd else ''),
                            ('@LDAP_BIND_DN@', self.slapd.root_dn if self.slapd else ''),
@@ -130,7 +138,7 @@ class Httpd:
                            ('@TOKEN_KEY@', self.token_key_file),
                            ('@EXPORT_DIR@', self.export_dir),
                            ('@ADMIN@', self.admin_conf),
-                           ('@EXTRA@', self.TEST_DIRECTIVES + extra)):
+                           ('@EXTRA@', self.TEST_DIRECTIVES % self.STALE_AFTER[self.store.driver] + extra)):
             text = text.replace(key, value)
         with open(self.conf_path, 'w', encoding='utf-8') as f:
             f.write(text)

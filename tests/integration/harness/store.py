@@ -1,4 +1,5 @@
-"""A real SQLite store, created and filled with the build tree's ``atrctl``."""
+"""A real store (SQLite file or PostgreSQL database), created and filled with the build tree's
+``atrctl``."""
 import glob
 import json
 import os
@@ -25,17 +26,31 @@ class AtrctlError(RuntimeError):
 
 
 class Store:
-    """An SQLite store file in ``directory`` (``atr.db``).
+    """A store: by default an SQLite file in ``directory`` (``atr.db``); with ``pg`` (a
+    :class:`harness.pg.PgServer`) the PostgreSQL database ``pg_dbname`` on it (created here).
+    ``directory`` holds the files the tests generate either way.
+
+    ``driver``/``params``: httpd's ``DBDriver``/``DBDParams``; ``spec`` = ``driver:params``,
+    what ``atrctl --db`` and the admin CGI take.
 
     ``owner``: when the tests run as root, httpd's children run as this user (www-data), so
     the directory and database are handed to it after every ``atrctl`` run (SQLite in WAL
     mode needs to write ``-wal``/``-shm`` files next to the database even to read).
     """
 
-    def __init__(self, directory, owner=None):
+    def __init__(self, directory, owner=None, pg=None, pg_dbname='atr'):
         self.directory = directory
-        self.path = os.path.join(directory, 'atr.db')
-        self.spec = 'sqlite3:' + self.path
+        self.pg = pg
+        if pg:
+            self.driver = 'pgsql'
+            self.pg_dbname = pg_dbname
+            self.params = pg.create_database(pg_dbname)
+            self.path = None
+        else:
+            self.driver = 'sqlite3'
+            self.path = os.path.join(directory, 'atr.db')
+            self.params = self.path
+        self.spec = '%s:%s' % (self.driver, self.params)
         self.owner = owner
         os.makedirs(directory, exist_ok=True)
 
@@ -94,10 +109,20 @@ class Store:
                 f.write('\n')
         return resources
 
-    def sql(self, query):
-        """Run a read-only query with the sqlite3 CLI (for assertions); returns stdout."""
-        return subprocess.run(['sqlite3', '-readonly', self.path, query], capture_output=True,
+    def sql(self, query, write=False):
+        """Run a query for assertions with the sqlite3 CLI (read-only unless ``write``), or
+        psql on PostgreSQL (same output: '|' between columns, one row a line, no header);
+        returns stdout."""
+        if self.pg:
+            return self.pg.psql(self.pg_dbname, query)
+        ro = [] if write else ['-readonly']
+        return subprocess.run(['sqlite3'] + ro + [self.path, query], capture_output=True,
                               text=True, check=True).stdout
+
+    def drop(self):
+        """Remove the database (PostgreSQL; an SQLite file goes with its directory)."""
+        if self.pg:
+            self.pg.drop_database(self.pg_dbname)
 
     def _hand_over(self):
         if not self.owner or os.geteuid() != 0:
