@@ -721,7 +721,11 @@ apr_status_t atr_roster_apply(atr_roster_result_t **pres, atr_db_t *db, const ch
         *perr = apr_psprintf(p, "cannot start a transaction: %s", atr_db_error(db, (int)rv));
         return rv;
     }
-    rv = atr_store_get(&prev, db, "Group", group_id, 0, p);
+    /* the diff is against the version this apply replaces: no other writer (a reconciliation
+     * operation, another node) may write one in between (a no-op on SQLite, whose write
+     * transaction already excludes them) */
+    rv = atr_store_lock(db, "Group", group_id, p);
+    if (rv == APR_SUCCESS) rv = atr_store_get(&prev, db, "Group", group_id, 0, p);
     if (rv != APR_SUCCESS || prev->deleted) {
         *perr = rv == APR_NOTFOUND || rv == APR_SUCCESS ? apr_psprintf(p, "Group/%s does not exist%s", group_id,
                                                                        rv == APR_SUCCESS ? " (deleted)" : "")
