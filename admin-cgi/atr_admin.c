@@ -1041,7 +1041,7 @@ int main(int argc, const char *const *argv)
         return 0;
     }
     if (admin_read_secret(&key, &a.csrf_klen, a.conf->csrf_key_file, 4096, p) != APR_SUCCESS || a.csrf_klen < 16) {
-        problem("ATR00900: cannot read csrf_key_file (at least 16 bytes) named in %s", conf_path);
+        problem("ATR00908: cannot read csrf_key_file (at least 16 bytes) named in %s", conf_path);
         error_page(&a, 500, "Not configured", "The admin form is not configured; see the error log.");
         admin_out_send(a.out, head);
         return 0;

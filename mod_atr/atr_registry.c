@@ -665,7 +665,7 @@ static apr_status_t write_on_provider(int *prc, atr_registry_t *reg, write_baton
 
         if (connect_one(&ld, reg, uri, &why, p) != LDAP_SUCCESS) {
             conn_hold_down(reg, i);
-            atr_log_perror(ATR_LOG_MARK, ATR_LOG_WARNING, APR_SUCCESS, p, "ATR00401: LDAP %s", why);
+            atr_log_perror(ATR_LOG_MARK, ATR_LOG_WARNING, APR_SUCCESS, p, "ATR01004: LDAP write: %s", why);
             continue;
         }
         apr_thread_mutex_lock(reg->mutex);
