@@ -31,10 +31,6 @@ from harness.bulk import (EXPORT, BulkClient, CLAIM_RE, file_digests, job_entrie
 from harness.consumers import JWT_BEARER
 from harness.ports import free_port
 
-pytestmark = pytest.mark.skipif(os.environ.get('ATR_TEST_STORE', 'sqlite') != 'pgsql',
-                                reason='multi-node needs the PostgreSQL store: runs in the '
-                                       'ATR_TEST_STORE=pgsql pass of script/test')
-
 EXT = 'http://hl7.org/fhir/us/davinci-atr/StructureDefinition/'
 NPI = 'http://hl7.org/fhir/sid/us-npi'
 WRITE = 'system/*.read system/Group.write'
