@@ -7,7 +7,9 @@
 #include "atr_log.h"
 #include "atr_sql.h"
 
-const char *atr_schema_sql(const char *driver);  /* generated from conf/sql (atr_schema_sql.c) */
+/* generated from conf/sql (atr_schema_sql.c by build-aux/sql2c.sh) */
+const char *atr_schema_sql(const char *driver);
+const char *atr_schema_migration(const char *driver, int version);
 
 struct atr_db_rows_t {
     atr_db_t *db;
@@ -183,13 +185,55 @@ apr_dbd_prepared_t *atr_db_stmt(atr_db_t *db, const char *label)
     return stmt;
 }
 
+/* The next statement of a schema script (statements end with ";\n", see sql2c.sh): *psql
+ * gets it without the ';' (in p), *pcur moves past it. APR_EOF when only blanks are left. */
+static apr_status_t next_statement(const char **psql, const char **pcur, apr_pool_t *p)
+{
+    const char *cur = *pcur, *stop, *end;
+
+    for (;;) {
+        if (!*cur) {
+            *pcur = cur;
+            return APR_EOF;
+        }
+        stop = strstr(cur, ";\n");
+        end = stop ? stop + 2 : cur + strlen(cur);
+        while (cur < end && (*cur == ' ' || *cur == '\n' || *cur == '\t' || *cur == '\r')) cur++;
+        if (cur < (stop ? stop : end)) break;
+        cur = end;
+    }
+    *psql = apr_pstrmemdup(p, cur, (apr_size_t)((stop ? stop : end) - cur));
+    *pcur = end;
+    return APR_SUCCESS;
+}
+
+/* Run every statement of script but its PRAGMAs inside the open transaction trans; on a
+ * failure mark it for rollback and say which statement failed. */
+static apr_status_t run_script(atr_db_t *db, apr_dbd_transaction_t *trans, const char *script,
+                               const char **perr, apr_pool_t *p)
+{
+    const char *cur = script, *sql;
+    int n;
+
+    while (next_statement(&sql, &cur, p) == APR_SUCCESS) {
+        int drv;
+        if (!strncasecmp(sql, "PRAGMA", 6)) continue;   /* they cannot run in a transaction */
+        drv = apr_dbd_query(db->driver, db->handle, &n, sql);
+        if (drv != 0) {
+            if (perr) *perr = apr_psprintf(p, "schema statement failed: %s: %s", sql, atr_db_error(db, drv));
+            apr_dbd_transaction_mode_set(db->driver, trans, APR_DBD_TRANSACTION_ROLLBACK);
+            return APR_EGENERAL;
+        }
+    }
+    return APR_SUCCESS;
+}
+
 apr_status_t atr_db_init_schema(atr_db_t *db, const char **perr, apr_pool_t *p)
 {
-    const char *script, *cur, *end;
+    const char *script, *cur, *sql;
     const char *version = NULL;
     apr_dbd_transaction_t *trans = NULL;
-    apr_status_t rv = APR_SUCCESS;
-    int n;
+    apr_status_t rv;
 
     if (perr) *perr = NULL;
     if (run_rows(&version, db, "SELECT version FROM atr_schema_version", p) == APR_SUCCESS) {
@@ -216,42 +260,18 @@ apr_status_t atr_db_init_schema(atr_db_t *db, const char **perr, apr_pool_t *p)
         if (perr) *perr = apr_psprintf(p, "cannot start transaction: %s", atr_db_error(db, 1));
         return APR_EGENERAL;
     }
-    for (cur = script; *cur; cur = end) {
-        const char *stop = strstr(cur, ";\n");
-        const char *sql;
-        end = stop ? stop + 2 : cur + strlen(cur);
-        while (cur < end && (*cur == ' ' || *cur == '\n' || *cur == '\t' || *cur == '\r')) cur++;
-        if (cur >= (stop ? stop : end)) continue;
-        sql = apr_pstrmemdup(p, cur, (apr_size_t)((stop ? stop : end) - cur));
-        if (!strncasecmp(sql, "PRAGMA", 6)) {
-            /* journal_mode=WAL: must be outside the transaction; harmless to retry later. */
-            continue;
-        }
-        {
-            int drv = apr_dbd_query(db->driver, db->handle, &n, sql);
-            if (drv != 0) {
-                if (perr) *perr = apr_psprintf(p, "schema statement failed: %s: %s", sql, atr_db_error(db, drv));
-                rv = APR_EGENERAL;
-                apr_dbd_transaction_mode_set(db->driver, trans, APR_DBD_TRANSACTION_ROLLBACK);
-                break;
-            }
-        }
-    }
+    rv = run_script(db, trans, script, perr, p);
     if (apr_dbd_transaction_end(db->driver, p, trans) != 0 && rv == APR_SUCCESS) {
         if (perr) *perr = apr_psprintf(p, "cannot commit schema: %s", atr_db_error(db, 1));
         rv = APR_EGENERAL;
     }
     if (rv != APR_SUCCESS) return rv;
-    for (cur = script; *cur; cur = end) {
-        const char *stop = strstr(cur, ";\n");
-        end = stop ? stop + 2 : cur + strlen(cur);
-        while (cur < end && (*cur == ' ' || *cur == '\n')) cur++;
-        if (stop && !strncasecmp(cur, "PRAGMA", 6)) {
-            const char *sql = apr_pstrmemdup(p, cur, (apr_size_t)(stop - cur));
-            if (run_rows(NULL, db, sql, p) != APR_SUCCESS) {
-                if (perr) *perr = apr_psprintf(p, "schema statement failed: %s: %s", sql, atr_db_error(db, 1));
-                return APR_EGENERAL;
-            }
+    for (cur = script; next_statement(&sql, &cur, p) == APR_SUCCESS;) {
+        if (strncasecmp(sql, "PRAGMA", 6)) continue;
+        /* journal_mode=WAL: harmless to repeat */
+        if (run_rows(NULL, db, sql, p) != APR_SUCCESS) {
+            if (perr) *perr = apr_psprintf(p, "schema statement failed: %s: %s", sql, atr_db_error(db, 1));
+            return APR_EGENERAL;
         }
     }
     rv = prepare_all(db, perr, p);
@@ -262,20 +282,142 @@ apr_status_t atr_db_init_schema(atr_db_t *db, const char **perr, apr_pool_t *p)
     return rv;
 }
 
-apr_status_t atr_db_check_schema(atr_db_t *db, int *pversion, const char **perr, apr_pool_t *p)
+/* The version the store holds: APR_ENOENT when it has no mod_atr schema. */
+static apr_status_t read_version(int *pversion, atr_db_t *db, const char **perr, apr_pool_t *p)
 {
     const char *version = NULL;
 
     *pversion = 0;
-    if (perr) *perr = NULL;
-    if (run_rows(&version, db, "SELECT version FROM atr_schema_version", p) != APR_SUCCESS || !version) {
+    /* Asked twice: apr_dbd's sqlite3 driver prepares with the legacy sqlite3_prepare, so the
+     * first statement a connection runs after another one changed the schema (a migration)
+     * fails with SQLITE_SCHEMA; by then SQLite has reloaded the schema and the second works. */
+    if ((run_rows(&version, db, "SELECT version FROM atr_schema_version", p) != APR_SUCCESS || !version)
+        && (run_rows(&version, db, "SELECT version FROM atr_schema_version", p) != APR_SUCCESS || !version)) {
         if (perr) *perr = "store has no mod_atr schema: run atrctl db init";
         return APR_ENOENT;
     }
     *pversion = atoi(version);
-    if (*pversion != ATR_SCHEMA_VERSION) {
-        if (perr) *perr = apr_psprintf(p, "store schema version %s is not the %d this build knows",
+    return APR_SUCCESS;
+}
+
+/* One migration step, version to - 1 -> to, in one transaction. The guarded UPDATE comes first:
+ * it takes the store's write lock (SQLite) or the version row's lock (PostgreSQL), so two
+ * migrations at once take turns, and the second finds the version moved (*pdone_elsewhere)
+ * and changes nothing. DDL is transactional on both stores: a failed step leaves version
+ * to - 1 exactly as it was. */
+static apr_status_t migrate_step(atr_db_t *db, int to, int *pdone_elsewhere, const char **perr, apr_pool_t *p)
+{
+    const char *script = atr_schema_migration(db->driver_name, to);
+    apr_dbd_transaction_t *trans = NULL;
+    apr_status_t rv = APR_SUCCESS;
+    int n = 0, drv;
+
+    *pdone_elsewhere = 0;
+    if (apr_dbd_transaction_start(db->driver, p, db->handle, &trans) != 0) {
+        if (perr) *perr = apr_psprintf(p, "cannot start transaction: %s", atr_db_error(db, 1));
+        return APR_EGENERAL;
+    }
+    drv = apr_dbd_query(db->driver, db->handle, &n,
+                        apr_psprintf(p, "UPDATE atr_schema_version SET version = %d WHERE version = %d",
+                                     to, to - 1));
+    if (drv != 0) {
+        if (perr) *perr = apr_psprintf(p, "cannot update the schema version: %s", atr_db_error(db, drv));
+        rv = APR_EGENERAL;
+    }
+    else if (n != 1) {
+        *pdone_elsewhere = 1;
+        rv = APR_EGENERAL;
+    }
+    else {
+        rv = run_script(db, trans, script, perr, p);
+        if (rv != APR_SUCCESS && perr) {
+            *perr = apr_psprintf(p, "migration to schema version %d failed, the store stays at version "
+                                 "%d: %s", to, to - 1, *perr);
+        }
+    }
+    if (rv != APR_SUCCESS) apr_dbd_transaction_mode_set(db->driver, trans, APR_DBD_TRANSACTION_ROLLBACK);
+    if (apr_dbd_transaction_end(db->driver, p, trans) != 0 && rv == APR_SUCCESS) {
+        if (perr) *perr = apr_psprintf(p, "cannot commit the migration to schema version %d: %s", to,
+                                       atr_db_error(db, 1));
+        rv = APR_EGENERAL;
+    }
+    if (*pdone_elsewhere) return APR_SUCCESS;
+    return rv;
+}
+
+apr_status_t atr_db_migrate(atr_db_t *db, int *pfrom, int *pto, int dry_run, const char **perr,
+                            apr_pool_t *p)
+{
+    apr_status_t rv;
+    int version, v;
+
+    *pfrom = *pto = 0;
+    if (perr) *perr = NULL;
+    rv = read_version(&version, db, perr, p);
+    if (rv != APR_SUCCESS) return rv;
+    *pfrom = *pto = version;
+    if (version > ATR_SCHEMA_VERSION) {
+        if (perr) *perr = apr_psprintf(p, "store schema version %d is newer than this build's %d: "
+                                       "install the mod_atr that made it; nothing done",
                                        version, ATR_SCHEMA_VERSION);
+        return APR_EGENERAL;
+    }
+    if (version < 1) {
+        if (perr) *perr = apr_psprintf(p, "store schema version %d is not a mod_atr version", version);
+        return APR_EGENERAL;
+    }
+    for (v = version + 1; v <= ATR_SCHEMA_VERSION; v++) {
+        if (!atr_schema_migration(db->driver_name, v)) {
+            if (perr) *perr = apr_psprintf(p, "this build has no %s migration to schema version %d",
+                                           db->driver_name, v);
+            return APR_ENOTIMPL;
+        }
+    }
+    if (dry_run) {
+        *pto = ATR_SCHEMA_VERSION;
+        return APR_SUCCESS;
+    }
+    while (version < ATR_SCHEMA_VERSION) {
+        int elsewhere = 0;
+        rv = migrate_step(db, version + 1, &elsewhere, perr, p);
+        if (rv != APR_SUCCESS) return rv;
+        if (elsewhere) {
+            /* another migration moved the version meanwhile: carry on from where it is */
+            int now;
+            rv = read_version(&now, db, perr, p);
+            if (rv != APR_SUCCESS) return rv;
+            if (now <= version || now > ATR_SCHEMA_VERSION) {
+                if (perr) *perr = apr_psprintf(p, "the schema version changed to %d during the migration", now);
+                return APR_EGENERAL;
+            }
+            version = now;
+            *pto = now;
+            continue;
+        }
+        version++;
+        *pto = version;
+        atr_log_perror(ATR_LOG_MARK, ATR_LOG_INFO, APR_SUCCESS, p,
+                       "ATR01070: store schema migrated from version %d to %d", version - 1, version);
+    }
+    return apr_hash_count(db->prepared) ? APR_SUCCESS : prepare_all(db, perr, p);
+}
+
+apr_status_t atr_db_check_schema(atr_db_t *db, int *pversion, const char **perr, apr_pool_t *p)
+{
+    apr_status_t rv;
+
+    if (perr) *perr = NULL;
+    rv = read_version(pversion, db, perr, p);
+    if (rv != APR_SUCCESS) return rv;
+    if (*pversion < ATR_SCHEMA_VERSION) {
+        if (perr) *perr = apr_psprintf(p, "store schema version %d is older than this build's %d: "
+                                       "run atrctl db migrate", *pversion, ATR_SCHEMA_VERSION);
+        return APR_EGENERAL;
+    }
+    if (*pversion > ATR_SCHEMA_VERSION) {
+        if (perr) *perr = apr_psprintf(p, "store schema version %d is newer than this build's %d: "
+                                       "this mod_atr is older than the store", *pversion,
+                                       ATR_SCHEMA_VERSION);
         return APR_EGENERAL;
     }
     if (apr_hash_count(db->prepared) == 0) {

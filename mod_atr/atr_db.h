@@ -6,7 +6,9 @@
 #include <apr_hash.h>
 #include <apr_dbd.h>
 
-#define ATR_SCHEMA_VERSION 1
+/* The schema this build reads and writes. Raising it takes a migration per driver
+ * (conf/sql/migrate/<driver>-N.sql) and the same change in conf/sql/schema-<driver>.sql. */
+#define ATR_SCHEMA_VERSION 2
 
 typedef struct atr_db_t {
     const apr_dbd_driver_t *driver;
@@ -26,9 +28,19 @@ apr_status_t atr_db_open(atr_db_t **pdb, const char *spec, const char **perr, ap
 apr_status_t atr_db_init_schema(atr_db_t *db, const char **perr, apr_pool_t *p);
 
 /* APR_SUCCESS when the store holds schema ATR_SCHEMA_VERSION; otherwise an error with a clear
- * *perr ("store has no mod_atr schema: run atrctl db init", "store schema version 7 is not
- * the 1 this build knows"). *pversion gets the version found (0 if none). */
+ * *perr ("store has no mod_atr schema: run atrctl db init", "store schema version 1 is older
+ * than this build's 2: run atrctl db migrate", "... is newer than this build's 2 ...").
+ * *pversion gets the version found (0 if none). */
 apr_status_t atr_db_check_schema(atr_db_t *db, int *pversion, const char **perr, apr_pool_t *p);
+
+/* Bring a store of an earlier schema version to ATR_SCHEMA_VERSION, one step (one
+ * transaction) per version, so a failed step leaves the store at the version before it.
+ * *pfrom, *pto: the version found and the version reached (equal when nothing was to do).
+ * dry_run: only check that every step exists and say where it would go (*pto).
+ * Errors: APR_ENOENT (no schema), a newer store than this build, a step that fails (*perr
+ * names its statement). Safe to run twice at once: the second waits and does nothing. */
+apr_status_t atr_db_migrate(atr_db_t *db, int *pfrom, int *pto, int dry_run, const char **perr,
+                            apr_pool_t *p);
 
 /* The prepared statement for label (NULL if unknown: a programming error, logged). */
 apr_dbd_prepared_t *atr_db_stmt(atr_db_t *db, const char *label);

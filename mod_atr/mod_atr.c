@@ -96,9 +96,20 @@ static apr_status_t wrap_connection(atr_db_t **pdb, ap_dbd_t *dbd, server_rec *s
         if (!schema_error_logged) {
             schema_error_logged = 1;
             ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "ATR00302: store not usable: %s; "
-                         "answering 503 (logged once per process)", err ? err : "schema check failed");
+                         "answering 503 (logged once per process until it is usable)",
+                         err ? err : "schema check failed");
+        }
+        else {
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, "ATR01071: store still not usable: %s",
+                         err ? err : "schema check failed");
         }
         return APR_EGENERAL;
+    }
+    if (schema_error_logged) {
+        /* e.g. `atrctl db migrate` ran: say so once, and log the next outage again */
+        schema_error_logged = 0;
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "ATR01072: store usable again (schema version %d)",
+                     version);
     }
     /* Then a short busy timeout for everything else. apr_dbd's sqlite3 driver holds one
      * process-wide mutex around every call: SQLite's own busy wait would stall every thread of

@@ -1,5 +1,7 @@
--- mod_atr store schema for PostgreSQL (apr_dbd pgsql). Schema version 1.
--- Created by `atrctl db init`; mod_atr and atrctl refuse to run against another version.
+-- mod_atr store schema for PostgreSQL (apr_dbd pgsql). Schema version 2.
+-- Created by `atrctl db init`; a store of an earlier version is brought here by `atrctl db
+-- migrate` (conf/sql/migrate/pgsql-N.sql takes it from N-1 to N). mod_atr and atrctl refuse
+-- to run against another version.
 -- Timestamps are FHIR instants in UTC with millisecond precision
 -- ('2024-01-31T12:00:00.000Z'): fixed width, so text order is time order.
 -- Each statement ends with ';' at the end of a line (build-aux/sql2c.sh splits on that).
@@ -211,4 +213,4 @@ CREATE TABLE atr_sub_subscription (
 );
 CREATE INDEX atr_sub_subscription_group ON atr_sub_subscription (group_id);
 
-INSERT INTO atr_schema_version (version) VALUES (1);
+INSERT INTO atr_schema_version (version) VALUES (2);

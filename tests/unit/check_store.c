@@ -541,6 +541,66 @@ START_TEST(db_schema_checks)
 }
 END_TEST
 
+const char *atr_schema_sql(const char *driver);
+const char *atr_schema_migration(const char *driver, int version);
+
+/* Every driver has one migration per version up to this build's, none beyond, and a fresh
+ * schema that records this build's version. */
+START_TEST(db_migrations_complete)
+{
+    static const char *const drivers[] = { "sqlite3", "pgsql" };
+    char marker[64];
+    int d, v;
+
+    snprintf(marker, sizeof marker, "VALUES (%d);", ATR_SCHEMA_VERSION);
+    for (d = 0; d < 2; d++) {
+        ck_assert_ptr_nonnull(strstr(atr_schema_sql(drivers[d]), marker));
+        for (v = 2; v <= ATR_SCHEMA_VERSION; v++) {
+            ck_assert_msg(atr_schema_migration(drivers[d], v) != NULL, "no %s migration to %d", drivers[d], v);
+        }
+        ck_assert_ptr_null(atr_schema_migration(drivers[d], ATR_SCHEMA_VERSION + 1));
+        ck_assert_ptr_null(atr_schema_migration(drivers[d], 1));
+    }
+    ck_assert_ptr_null(atr_schema_migration("mysql", 2));
+}
+END_TEST
+
+/* A current store needs nothing; a newer one is refused by check and migrate alike, and
+ * migrate leaves it as it was. */
+START_TEST(db_migrate_current_and_newer)
+{
+    const char *err = NULL;
+    int from = -1, to = -1, version = 0, n = 0;
+
+    ck_assert_int_eq(atr_db_migrate(db, &from, &to, 0, &err, pool), APR_SUCCESS);
+    ck_assert_int_eq(from, ATR_SCHEMA_VERSION);
+    ck_assert_int_eq(to, ATR_SCHEMA_VERSION);
+
+    ck_assert_int_eq(apr_dbd_query(db->driver, db->handle, &n, "UPDATE atr_schema_version SET version = 99"), 0);
+    ck_assert_int_ne(atr_db_check_schema(db, &version, &err, pool), APR_SUCCESS);
+    ck_assert_int_eq(version, 99);
+    ck_assert_msg(strstr(err, "99 is newer than this build's"), "message: %s", err);
+    ck_assert_int_ne(atr_db_migrate(db, &from, &to, 0, &err, pool), APR_SUCCESS);
+    ck_assert_msg(strstr(err, "newer") && strstr(err, "nothing done"), "message: %s", err);
+    ck_assert_int_eq(atr_db_check_schema(db, &version, &err, pool), APR_EGENERAL);
+    ck_assert_int_eq(version, 99);
+
+    ck_assert_int_eq(apr_dbd_query(db->driver, db->handle, &n, "UPDATE atr_schema_version SET version = 1"), 0);
+    ck_assert_int_ne(atr_db_check_schema(db, &version, &err, pool), APR_SUCCESS);
+    ck_assert_msg(strstr(err, "older than this build's") && strstr(err, "run atrctl db migrate"), "message: %s", err);
+    /* dry run: says where it would go, changes nothing */
+    ck_assert_int_eq(atr_db_migrate(db, &from, &to, 1, &err, pool), APR_SUCCESS);
+    ck_assert_int_eq(from, 1);
+    ck_assert_int_eq(to, ATR_SCHEMA_VERSION);
+    ck_assert_int_ne(atr_db_check_schema(db, &version, &err, pool), APR_SUCCESS);
+    ck_assert_int_eq(version, 1);
+    ck_assert_int_eq(apr_dbd_query(db->driver, db->handle, &n,
+                                   apr_psprintf(pool, "UPDATE atr_schema_version SET version = %d",
+                                                ATR_SCHEMA_VERSION)), 0);
+    ck_assert_int_eq(atr_db_check_schema(db, &version, &err, pool), APR_SUCCESS);
+}
+END_TEST
+
 /* DM-20/D10: a stored Group's quantity is its number of member entries, whatever the writer
  * said; a Group without quantity keeps none */
 START_TEST(group_quantity_counts_members)
@@ -572,6 +632,8 @@ Suite *store_suite(void)
     tcase_add_test(tc, group_quantity_counts_members);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, db_schema_checks);
+    tcase_add_test(tc, db_migrations_complete);
+    tcase_add_test(tc, db_migrate_current_and_newer);
     tcase_add_test(tc, store_put_get_versions);
     tcase_add_test(tc, store_keeps_other_meta);
     tcase_add_test(tc, store_history_order);
