@@ -45,6 +45,8 @@ typedef struct fetch_t {
     apr_array_header_t *criteria;   /* criterion_t */
     apr_array_header_t *groups;     /* const char * from --group */
     const char *query;              /* kick-off parameters, encoded */
+    const char *body;               /* or, with --patient, a Parameters resource to POST */
+    const char *request_key;        /* what the state file remembers of the request */
     const char *out;
     int parallel;
     apr_interval_time_t max_wait;
@@ -60,7 +62,8 @@ static void fetch_usage(FILE *f)
     fprintf(f,
         "usage: atrctl fetch --base URL --client-id ID --key KEY.pem [--kid KID] [--alg RS384|ES384]\n"
         "                    [--npi N] [--tin T] [--contract SYSTEM|VALUE] [--group ID]...\n"
-        "                    [--since INSTANT] [--type T,...] --out DIR [--scope S]\n"
+        "                    [--since INSTANT] [--type T,...] [--patient Patient/ID]...\n"
+        "                    --out DIR [--scope S]\n"
         "                    [--parallel N] [--max-wait S] [--timeout S] [--restart] [--allow-http]\n"
         "\n"
         "As a Consumer (SMART Backend Services client), gets Member Attribution Lists from a\n"
@@ -71,6 +74,8 @@ static void fetch_usage(FILE *f)
         "($export when the server has none), waits for it honouring Retry-After, downloads the\n"
         "files (--parallel at once, default 4), checks their line counts against the manifest\n"
         "and writes them with manifest.json to DIR (DIR/<group id>/ when several Groups match).\n"
+        "--patient limits the export to those members (the kick-off is then a POST of a\n"
+        "Parameters resource; members not in the Group are reported in the error files).\n"
         "Run again after an interruption: the export and partial downloads are resumed\n"
         "(--restart starts a new export). Defaults: $ATR_BASE_URL, $ATR_CLIENT_ID,\n"
         "$ATR_CLIENT_KEY, $ATR_CLIENT_KID. Exit codes: 0 done, 1 local error, 2 usage,\n"
@@ -248,7 +253,7 @@ static int fetch_group(json_t **psummary, fetch_t *ft, atr_consumer_t *c, const 
     if (state && (ft->restart || strcmp(atr_json_str(state, "base") ? atr_json_str(state, "base") : "",
                                         ft->opts.base)
                   || strcmp(atr_json_str(state, "group") ? atr_json_str(state, "group") : "", gid)
-                  || strcmp(atr_json_str(state, "query") ? atr_json_str(state, "query") : "", ft->query))) {
+                  || strcmp(atr_json_str(state, "query") ? atr_json_str(state, "query") : "", ft->request_key))) {
         if (!ft->restart) {
             clear_progress(ft);
             fprintf(stderr, "atrctl fetch: %s held another export (base, Group or parameters differ); "
@@ -267,11 +272,11 @@ static int fetch_group(json_t **psummary, fetch_t *ft, atr_consumer_t *c, const 
     }
     else {
         state = atr_json_pool_own(json_pack("{s:s, s:s, s:s}", "base", ft->opts.base, "group", gid,
-                                            "query", ft->query), p);
+                                            "query", ft->request_key), p);
     }
     while (!manifest) {
         if (!status_url) {
-            if ((rv = atr_consumer_kickoff(&status_url, &op, c, gid, ft->query, &err, p)) != APR_SUCCESS) goto fail;
+            if ((rv = atr_consumer_kickoff(&status_url, &op, c, gid, ft->query, ft->body, &err, p)) != APR_SUCCESS) goto fail;
             json_object_set_new(state, "statusUrl", json_string(status_url));
             json_object_set_new(state, "operation", json_string(op));
             if (state_write(dir, state, p) != APR_SUCCESS) {
@@ -342,6 +347,27 @@ fail:
 
 /* ---- the command ---- */
 
+/* The POST kick-off's Parameters (Bulk Data: patient is a valueReference, _type a
+ * comma-separated valueString, _since a valueInstant). */
+static const char *kickoff_parameters(const apr_array_header_t *types, const char *since,
+                                      const apr_array_header_t *patients, apr_pool_t *p)
+{
+    json_t *params = json_array(), *doc;
+    int i;
+
+    if (types->nelts) {
+        json_array_append_new(params, json_pack("{s:s, s:s}", "name", "_type", "valueString",
+                                                apr_array_pstrcat(p, types, ',')));
+    }
+    if (since) json_array_append_new(params, json_pack("{s:s, s:s}", "name", "_since", "valueInstant", since));
+    for (i = 0; i < patients->nelts; i++) {
+        json_array_append_new(params, json_pack("{s:s, s:{s:s}}", "name", "patient", "valueReference",
+                                                "reference", APR_ARRAY_IDX(patients, i, const char *)));
+    }
+    doc = atr_json_pool_own(json_pack("{s:s, s:o}", "resourceType", "Parameters", "parameter", params), p);
+    return atr_json_dump(doc, p);
+}
+
 static int add_list(apr_array_header_t *arr, const char *v, apr_pool_t *p)
 {
     char *list = apr_pstrdup(p, v), *last = NULL, *tok;
@@ -365,6 +391,7 @@ int atrctl_cmd_fetch(atrctl_ctx_t *ctx, int argc, const char *const *argv)
     apr_pool_t *p = ctx->pool;
     fetch_t ft;
     apr_array_header_t *types = apr_array_make(p, 8, sizeof(const char *));
+    apr_array_header_t *patients = apr_array_make(p, 4, sizeof(const char *));
     apr_array_header_t *ids = NULL;
     const char *key_path = getenv("ATR_CLIENT_KEY"), *alg = NULL, *since = NULL, *err = NULL, *env;
     atr_consumer_t *c = NULL;
@@ -394,7 +421,7 @@ int atrctl_cmd_fetch(atrctl_ctx_t *ctx, int argc, const char *const *argv)
         if (strcmp(a, "--base") && strcmp(a, "--client-id") && strcmp(a, "--key") && strcmp(a, "--kid")
             && strcmp(a, "--alg") && strcmp(a, "--npi") && strcmp(a, "--tin") && strcmp(a, "--contract")
             && strcmp(a, "--group") && strcmp(a, "--since") && strcmp(a, "--type") && strcmp(a, "--out")
-            && strcmp(a, "--scope") && strcmp(a, "--parallel")
+            && strcmp(a, "--scope") && strcmp(a, "--parallel") && strcmp(a, "--patient")
             && strcmp(a, "--max-wait") && strcmp(a, "--timeout")) {
             return usage_error(apr_psprintf(p, "unknown argument %s", a));
         }
@@ -437,6 +464,11 @@ int atrctl_cmd_fetch(atrctl_ctx_t *ctx, int argc, const char *const *argv)
             if (!atr_fhir_is_id(v)) return usage_error(apr_psprintf(p, "'%s' is not a Group id", v));
             APR_ARRAY_PUSH(ft.groups, const char *) = v;
         }
+        else if (!strcmp(a, "--patient")) {
+            const char *id = !strncmp(v, "Patient/", 8) ? v + 8 : v;
+            if (!atr_fhir_is_id(id)) return usage_error(apr_psprintf(p, "--patient '%s': Patient/ID", v));
+            APR_ARRAY_PUSH(patients, const char *) = apr_pstrcat(p, "Patient/", id, NULL);
+        }
         else if (!strcmp(a, "--since")) {
             if (atr_time_parse_instant(&tm, v) != APR_SUCCESS) {
                 return usage_error(apr_psprintf(p, "--since '%s' is not a FHIR instant "
@@ -470,6 +502,11 @@ int atrctl_cmd_fetch(atrctl_ctx_t *ctx, int argc, const char *const *argv)
         ft.query = apr_pstrcat(p, "_type=", qescape(apr_array_pstrcat(p, types, ','), p), NULL);
     }
     if (since) ft.query = apr_pstrcat(p, ft.query, *ft.query ? "&" : "", "_since=", qescape(since, p), NULL);
+    ft.request_key = ft.query;
+    if (patients->nelts) {
+        ft.body = kickoff_parameters(types, since, patients, p);
+        ft.request_key = apr_pstrcat(p, "POST ", ft.body, NULL);
+    }
 
     if (atr_jose_load_private_pem(&ft.opts.key, key_path, &err, p) != APR_SUCCESS) {
         fprintf(stderr, "atrctl fetch: %s\n", err);

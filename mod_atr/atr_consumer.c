@@ -616,13 +616,18 @@ static int op_unknown(const atr_consumer_resp_t *r, apr_pool_t *p)
 }
 
 apr_status_t atr_consumer_kickoff(const char **pstatus_url, const char **pop, atr_consumer_t *c,
-                                  const char *group_id, const char *query, const char **perr, apr_pool_t *p)
+                                  const char *group_id, const char *query, const char *body,
+                                  const char **perr, apr_pool_t *p)
 {
-    static const char *const hdrs[] = { "Accept: application/fhir+json", "Prefer: respond-async", NULL };
+    static const char *const get_hdrs[] = { "Accept: application/fhir+json", "Prefer: respond-async", NULL };
+    static const char *const post_hdrs[] = { "Accept: application/fhir+json", "Prefer: respond-async",
+                                             "Content-Type: application/fhir+json", NULL };
     static const char *const ops[] = { "$davinci-data-export", "$export" };
+    const char *const *hdrs = body ? post_hdrs : get_hdrs;
     const char *first_err = NULL;
     int k, waits = 0;
 
+    if (body) query = NULL;
     for (k = 0; k < 2; k++) {
         const char *url = apr_pstrcat(p, c->base, "/Group/", form_escape(group_id, p), "/", ops[k],
                                       query && *query ? "?" : "", query ? query : "", NULL);
@@ -632,7 +637,9 @@ apr_status_t atr_consumer_kickoff(const char **pstatus_url, const char **pop, at
 
         atr_consumer_report(c, "kick-off", ops[k]);
         for (;;) {
-            if ((rv = atr_consumer_authed(&r, c, "GET", url, hdrs, NULL, perr, p)) != APR_SUCCESS) return rv;
+            if ((rv = atr_consumer_authed(&r, c, body ? "POST" : "GET", url, hdrs, body, perr, p)) != APR_SUCCESS) {
+                return rv;
+            }
             if ((r.status != 429 && r.status != 503) || ++waits > 1000) break;
             /* 429: an export of this Group by us is already running (BULK-KO-09); wait for it */
             wait_seconds(c, atr_consumer_retry_after(apr_table_get(r.headers, "Retry-After"), apr_time_now(), 5),

@@ -94,9 +94,12 @@ apr_status_t atr_consumer_find_groups(apr_array_header_t **pids, atr_consumer_t 
 
 /* Kick-off of a Group export: $davinci-data-export, or $export when the server has no such
  * operation. query: the kick-off parameters already encoded ("_type=...&_since=..."), or NULL.
- * Waits out 429 answers. *pstatus_url from Content-Location, *pop the operation used. */
+ * body: a Parameters resource (JSON) to POST instead (Bulk Data's POST kick-off, the only
+ * way to send `patient`); the query is then not sent. Waits out 429 answers.
+ * *pstatus_url from Content-Location, *pop the operation used. */
 apr_status_t atr_consumer_kickoff(const char **pstatus_url, const char **pop, atr_consumer_t *c,
-                                  const char *group_id, const char *query, const char **perr, apr_pool_t *p);
+                                  const char *group_id, const char *query, const char *body,
+                                  const char **perr, apr_pool_t *p);
 
 /* Polls the status URL honouring Retry-After (202, 429, 503) until the manifest. max_wait
  * (0: none) bounds the total wait. APR_NOTFOUND when the job is gone (404/410). */

@@ -453,6 +453,30 @@ def test_fetch_by_contract_entitled_through_contract(consumers, httpd, store, tm
         assert sorted(fetched[typ]) == sorted(ours[typ])
 
 
+def test_fetch_selected_patients_posts_parameters(fetcher, httpd, store, tmp_path):
+    """--patient: the kick-off is a POST of a Parameters resource (Bulk Data: patient only in
+    a POST body, as valueReference); the files hold those members only, and a reference that
+    is not a member is reported in the error files."""
+    expected = store_export(store, GROUP, tmp_path)
+    pats = sorted(json.loads(line)["id"] for line in expected["Patient"])[:2]
+    out = tmp_path / "out"
+    pos = access_pos(httpd)
+    summary(fetcher.run("--group", GROUP, "--patient", "Patient/" + pats[0], "--patient", pats[1],
+                        "--patient", "Patient/not-a-member", "--out", out))
+    manifest = json.loads((out / "manifest.json").read_text())
+    fetched = lines_by_type(out, [o["url"] for o in manifest["output"]])
+    assert sorted(json.loads(line)["id"] for line in fetched["Patient"]) == pats
+    errors = lines_by_type(out, [o["url"] for o in manifest["error"]])
+    assert any("Patient/not-a-member" in line for line in errors["OperationOutcome"]), errors
+    log = access_lines(httpd, pos)
+    assert any(('"POST /fhir/Group/%s/$davinci-data-export ' % GROUP) in x and '" 202 ' in x
+               for x in log), log
+    # the state file tells this request from a GET one: a plain fetch into DIR starts anew
+    s = summary(fetcher.run("--group", GROUP, "--out", out))
+    assert not any(f["resumed"] for f in s["groups"][0]["files"])
+    assert_same_as_store(out, store, GROUP, tmp_path)
+
+
 def test_fetch_criteria_must_all_match(fetcher, tmp_path):
     ids = group_identifiers(fetcher)
     r = fetcher.run("--npi", ids[NPI_SYSTEM], "--contract", CONTRACT_SYSTEM + "|NO-SUCH", "--out",
@@ -636,6 +660,7 @@ def test_usage_errors(fetcher, tmp_path):
         (["--group", GROUP, "--since", "yesterday", "--out", tmp_path], "not a FHIR instant"),
         (["--group", GROUP, "--type", "Patient,Banana", "--out", tmp_path], "ATR resource types"),
         (["--group", GROUP, "--parallel", "0", "--out", tmp_path], "--parallel"),
+        (["--group", GROUP, "--patient", "Patient/a b", "--out", tmp_path], "--patient 'Patient/a b': Patient/ID"),
         (["--group", GROUP, "--alg", "RS384", "--out", tmp_path], "does not fit the key"),
         (["--group", GROUP, "--out", tmp_path, "--bogus"], "unknown argument --bogus"),
     ]
