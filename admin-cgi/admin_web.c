@@ -236,6 +236,38 @@ apr_array_header_t *admin_split_list(const char *text, apr_pool_t *p)
     return a;
 }
 
+const char *admin_join(const apr_array_header_t *arr, const char *sep, apr_pool_t *p)
+{
+    const char *s = "";
+    int i;
+    for (i = 0; arr && i < arr->nelts; i++) {
+        s = apr_pstrcat(p, s, i ? sep : "", APR_ARRAY_IDX(arr, i, const char *), NULL);
+    }
+    return s;
+}
+
+int admin_has_str(const apr_array_header_t *arr, const char *s)
+{
+    int i;
+    for (i = 0; arr && i < arr->nelts; i++) {
+        if (!strcmp(APR_ARRAY_IDX(arr, i, const char *), s)) return 1;
+    }
+    return 0;
+}
+
+const char *admin_ldap_time(const char *gt, apr_pool_t *p)
+{
+    if (!gt || strlen(gt) < 15) return gt ? gt : "";
+    return apr_psprintf(p, "%.4s-%.2s-%.2s %.2s:%.2s:%.2s UTC", gt, gt + 4, gt + 6, gt + 8, gt + 10, gt + 12);
+}
+
+const char *admin_changed_text(const char *changed_at, const char *changed_by, apr_pool_t *p)
+{
+    if (!changed_at && !changed_by) return "not recorded";
+    return apr_pstrcat(p, changed_at ? admin_ldap_time(changed_at, p) : "(time not recorded)", " by ",
+                       changed_by ? changed_by : "(not recorded)", NULL);
+}
+
 static const char *csrf_mac(const unsigned char *key, apr_size_t klen, const char *user, const char *ts,
                             apr_pool_t *p)
 {

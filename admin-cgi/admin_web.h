@@ -54,6 +54,18 @@ const char *admin_param(const apr_array_header_t *params, const char *name);
 apr_array_header_t *admin_param_all(const apr_array_header_t *params, const char *name, apr_pool_t *p);
 /* Split a textarea into its non-empty values (separated by newlines, commas or spaces). */
 apr_array_header_t *admin_split_list(const char *text, apr_pool_t *p);
+/* The strings of arr (const char *; NULL: none) joined with sep ("" when none). */
+const char *admin_join(const apr_array_header_t *arr, const char *sep, apr_pool_t *p);
+/* 1 when arr (const char *; NULL: none) holds s. */
+int admin_has_str(const apr_array_header_t *arr, const char *s);
+
+/* An LDAP GeneralizedTime as shown: 20261125011500Z -> "2026-11-25 01:15:00 UTC"; shorter
+ * text as it is, NULL as "". */
+const char *admin_ldap_time(const char *gt, apr_pool_t *p);
+/* Who changed an entry last, from its atrChangedAt / atrChangedBy: "2026-11-25 01:15:00 UTC by
+ * alice", with "(time not recorded)" or "(not recorded)" for the one missing, and "not
+ * recorded" when both are (entries written by other tools have neither). */
+const char *admin_changed_text(const char *changed_at, const char *changed_by, apr_pool_t *p);
 
 /* CSRF token for user (HMAC-SHA256 over user and issue time, keyed with the secret):
  * "<time>.<hex mac>". check returns 1 when token is one we issued for user within the TTL

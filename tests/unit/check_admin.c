@@ -1,8 +1,8 @@
 /* Unit tests of the admin form's pure parts (admin-cgi/admin_web.c, built into this runner,
  * and the libatr rules it applies): HTML and URL escaping, CSRF tokens (expiry, wrong user,
  * wrong key, tampering), the limits on forms and addresses, search-text cutting, the config
- * file, NPI check digit and TIN validation as the form reports them, and the change record
- * (atr_client_stamp). Issue 6. */
+ * file, NPI check digit and TIN validation as the form reports them, the change record
+ * (atr_client_stamp) and how the pages show it, joined lists. Issue 6. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +255,34 @@ START_TEST(test_split_list)
 }
 END_TEST
 
+START_TEST(test_join_and_membership)
+{
+    apr_array_header_t *a = admin_split_list("grp-1 grp-2 grp-3", pool);
+    ck_assert_str_eq(admin_join(a, ", ", pool), "grp-1, grp-2, grp-3");
+    ck_assert_str_eq(admin_join(a, "\n", pool), "grp-1\ngrp-2\ngrp-3");
+    ck_assert_str_eq(admin_join(admin_split_list("one", pool), ", ", pool), "one");
+    ck_assert_str_eq(admin_join(admin_split_list("", pool), ", ", pool), "");
+    ck_assert_str_eq(admin_join(NULL, ", ", pool), "");
+    ck_assert_int_eq(admin_has_str(a, "grp-2"), 1);
+    ck_assert_int_eq(admin_has_str(a, "grp-"), 0);
+    ck_assert_int_eq(admin_has_str(a, "GRP-2"), 0);
+    ck_assert_int_eq(admin_has_str(NULL, "grp-2"), 0);
+}
+END_TEST
+
+/* "Last changed" and "Entry written" as the pages show them (docs/admin.md). */
+START_TEST(test_change_record_text)
+{
+    ck_assert_str_eq(admin_ldap_time("20261125011500Z", pool), "2026-11-25 01:15:00 UTC");
+    ck_assert_str_eq(admin_ldap_time("2026112501", pool), "2026112501");
+    ck_assert_str_eq(admin_ldap_time(NULL, pool), "");
+    ck_assert_str_eq(admin_changed_text("20261125011500Z", "alice", pool), "2026-11-25 01:15:00 UTC by alice");
+    ck_assert_str_eq(admin_changed_text(NULL, "atrctl:root", pool), "(time not recorded) by atrctl:root");
+    ck_assert_str_eq(admin_changed_text("20261125011500Z", NULL, pool), "2026-11-25 01:15:00 UTC by (not recorded)");
+    ck_assert_str_eq(admin_changed_text(NULL, NULL, pool), "not recorded");
+}
+END_TEST
+
 /* ---- config file --------------------------------------------------------------------------- */
 
 static const char *conf_file(const char *text)
@@ -421,6 +449,8 @@ Suite *admin_suite(void)
     tcase_add_test(tc, test_query_limit);
     tcase_add_test(tc, test_search_text_is_cut_on_a_character_boundary);
     tcase_add_test(tc, test_split_list);
+    tcase_add_test(tc, test_join_and_membership);
+    tcase_add_test(tc, test_change_record_text);
     tcase_add_test(tc, test_config_file);
     tcase_add_test(tc, test_npi_check_digit);
     tcase_add_test(tc, test_tin_format);
