@@ -222,20 +222,9 @@ apr_status_t atr_recon_params_parse(atr_recon_params_t **pparams, atr_recon_op_e
 
 /* ---------------------------------------------------------------- Group */
 
-static json_t *ext_find(const json_t *obj, const char *url)
-{
-    json_t *e;
-    size_t i;
-    json_array_foreach(json_object_get(obj, "extension"), i, e) {
-        const char *u = atr_json_str(e, "url");
-        if (u && !strcmp(u, url)) return e;
-    }
-    return NULL;
-}
-
 const char *atr_recon_list_status(const json_t *group)
 {
-    return atr_json_str(ext_find(group, ATR_EXT_LIST_STATUS), "valueCode");
+    return atr_json_str(atr_json_ext_find(group, ATR_EXT_LIST_STATUS), "valueCode");
 }
 
 apr_status_t atr_recon_new_group(json_t **pgroup, const char *body, const char *id, const char **pcode,
@@ -272,7 +261,7 @@ apr_status_t atr_recon_new_group(json_t **pgroup, const char *body, const char *
     if (v && !json_is_boolean(v)) FAIL("invalid", "Group.actual is not a boolean");
     exts = json_object_get(g, "extension");
     if (exts && !json_is_array(exts)) FAIL("invalid", "Group.extension is not an array");
-    e = ext_find(g, ATR_EXT_LIST_STATUS);
+    e = atr_json_ext_find(g, ATR_EXT_LIST_STATUS);
     if (e) {
         status = atr_json_str(e, "valueCode");
         if (!status || (strcmp(status, "draft") && strcmp(status, "open") && strcmp(status, "final"))) {
@@ -320,12 +309,12 @@ const char *atr_recon_new_id(apr_pool_t *p)
 
 const char *atr_recon_change_type(const json_t *member)
 {
-    return atr_json_str(ext_find(member, ATR_EXT_CHANGE_TYPE), "valueCode");
+    return atr_json_str(atr_json_ext_find(member, ATR_EXT_CHANGE_TYPE), "valueCode");
 }
 
 void atr_recon_set_change_type(json_t *member, const char *code)
 {
-    json_t *e = ext_find(member, ATR_EXT_CHANGE_TYPE), *exts;
+    json_t *e = atr_json_ext_find(member, ATR_EXT_CHANGE_TYPE), *exts;
     if (e) {
         json_object_set_new(e, "valueCode", json_string(code));
         return;
