@@ -2,10 +2,10 @@
  * member entry JSON). The store side is atr_recon_store.c. */
 #include <string.h>
 #include <apr_strings.h>
-#include <apr_random.h>
 #include <apr_lib.h>
 #include "atr_recon.h"
 #include "atr_fhir.h"
+#include "atr_id.h"
 #include "atr_json.h"
 #include "atr_time.h"
 
@@ -293,16 +293,13 @@ apr_status_t atr_recon_new_group(json_t **pgroup, const char *body, const char *
 
 const char *atr_recon_new_id(apr_pool_t *p)
 {
-    unsigned char b[16];
-    char *s = apr_palloc(p, 33);
-    int i;
-    if (apr_generate_random_bytes(b, sizeof(b)) != APR_SUCCESS) {
-        apr_uint64_t t = (apr_uint64_t)apr_time_now();
-        memset(b, 0, sizeof(b));
-        memcpy(b, &t, sizeof(t));
-    }
-    for (i = 0; i < 16; i++) apr_snprintf(s + 2 * i, 3, "%02x", b[i]);
-    return s;
+    const char *s;
+    apr_uint64_t t;
+
+    if (atr_id_hex(&s, 16, p) == APR_SUCCESS) return s;
+    /* no random source: still 32 hex digits, unique enough for one process */
+    t = (apr_uint64_t)apr_time_now();
+    return apr_psprintf(p, "%016" APR_UINT64_T_HEX_FMT "%016" APR_UINT64_T_HEX_FMT, t, (apr_uint64_t)0);
 }
 
 /* ---------------------------------------------------------------- member entries */
