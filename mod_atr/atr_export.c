@@ -20,6 +20,7 @@
 #endif
 #include "atr_export.h"
 #include "atr_fhir.h"
+#include "atr_id.h"
 #include "atr_json.h"
 #include "atr_jscan.h"
 #include "atr_log.h"
@@ -31,6 +32,8 @@
 #define DEFAULT_PAGE 1000
 /* atr_export_opts_t.export_id (the header's contract) */
 #define ATR_EXPORT_ID_MAX 64
+/* The run key made when the caller gives none (atrctl export): 24 hex digits */
+#define EXPORT_ID_BYTES 12
 /* Output goes to the files in chunks of this size: few system calls, and with threads the
  * kernel's copy of one chunk into the page cache (about half the work of a large export)
  * runs on another core while the next chunk is read and spliced. */
@@ -1473,19 +1476,6 @@ static apr_status_t write_issues(export_t *x)
     return rv;
 }
 
-static apr_status_t new_export_id(const char **pid, apr_pool_t *p)
-{
-    unsigned char raw[12];
-    char *hex = apr_palloc(p, sizeof(raw) * 2 + 1);
-    apr_size_t i;
-    apr_status_t rv = apr_generate_random_bytes(raw, sizeof(raw));
-
-    if (rv != APR_SUCCESS) return rv;
-    for (i = 0; i < sizeof(raw); i++) apr_snprintf(hex + 2 * i, 3, "%02x", raw[i]);
-    *pid = hex;
-    return APR_SUCCESS;
-}
-
 apr_status_t atr_export_group(atr_export_result_t **pres, atr_db_t *db, const atr_export_opts_t *opts,
                               const char **perr, apr_pool_t *pcaller)
 {
@@ -1543,7 +1533,7 @@ apr_status_t atr_export_group(atr_export_result_t **pres, atr_db_t *db, const at
         }
     }
     else {
-        rv = new_export_id(&x->xid, p);
+        rv = atr_id_hex(&x->xid, EXPORT_ID_BYTES, p);
         if (rv != APR_SUCCESS) {
             rv = fail(x, rv, "no random bytes for the export id");
             goto leave;

@@ -6,6 +6,7 @@
 #include <apr_file_io.h>
 #include <apr_general.h>
 #include <apr_strings.h>
+#include "atr_id.h"
 #include "atr_job.h"
 #include "atr_time.h"
 
@@ -18,16 +19,7 @@ static apr_int64_t ms(apr_time_t t)
 
 apr_status_t atr_job_new_id(const char **pid, apr_pool_t *p)
 {
-    unsigned char raw[16];
-    char *hex = apr_palloc(p, sizeof(raw) * 2 + 1);
-    apr_size_t i;
-    apr_status_t rv = apr_generate_random_bytes(raw, sizeof(raw));
-
-    *pid = NULL;
-    if (rv != APR_SUCCESS) return rv;
-    for (i = 0; i < sizeof(raw); i++) apr_snprintf(hex + 2 * i, 3, "%02x", raw[i]);
-    *pid = hex;
-    return APR_SUCCESS;
+    return atr_id_hex(pid, ATR_JOB_ID_BYTES, p);
 }
 
 apr_status_t atr_job_create(const char **pid, atr_db_t *db, const char *client_id,

@@ -28,7 +28,8 @@ typedef struct atr_job_t {
     int attempts;
 } atr_job_t;
 
-/* A new random id (32 hex digits) or claim key. */
+/* A new random id (32 hex digits) or claim key (atr_id_hex of ATR_JOB_ID_BYTES). */
+#define ATR_JOB_ID_BYTES 16
 apr_status_t atr_job_new_id(const char **pid, apr_pool_t *p);
 
 /* Queue a job. *pid gets its id; when the client already has a queued or running export of

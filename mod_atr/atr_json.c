@@ -62,6 +62,19 @@ const char *atr_json_path_str(const json_t *obj, ...)
     return json_is_string(cur) ? json_string_value(cur) : NULL;
 }
 
+json_t *atr_json_ext_find(const json_t *obj, const char *url)
+{
+    json_t *e;
+    size_t i;
+
+    if (!json_is_object(obj) || !url) return NULL;
+    json_array_foreach(json_object_get(obj, "extension"), i, e) {
+        const char *u = atr_json_str(e, "url");
+        if (u && !strcmp(u, url)) return e;
+    }
+    return NULL;
+}
+
 void atr_oo_add(json_t *oo, const char *severity, const char *code, const char *diagnostics)
 {
     json_t *issue = json_pack("{s:s, s:s}", "severity", severity, "code", code);

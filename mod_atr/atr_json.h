@@ -19,6 +19,9 @@ const char *atr_json_dump(const json_t *j, apr_pool_t *p);
 const char *atr_json_str(const json_t *obj, const char *key);
 /* Walk a path of object keys: atr_json_path_str(o, "meta", "versionId", NULL). */
 const char *atr_json_path_str(const json_t *obj, ...);
+/* The first element of obj's "extension" array whose "url" is url, or NULL (also when obj
+ * is NULL or not an object, or "extension" is absent or not an array). Borrowed reference. */
+json_t *atr_json_ext_find(const json_t *obj, const char *url);
 
 /* OperationOutcome with one issue. severity: fatal|error|warning|information;
  * code: a FHIR IssueType (invalid, not-found, not-supported, login, forbidden, ...). */

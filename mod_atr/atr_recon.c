@@ -2,10 +2,10 @@
  * member entry JSON). The store side is atr_recon_store.c. */
 #include <string.h>
 #include <apr_strings.h>
-#include <apr_random.h>
 #include <apr_lib.h>
 #include "atr_recon.h"
 #include "atr_fhir.h"
+#include "atr_id.h"
 #include "atr_json.h"
 #include "atr_time.h"
 
@@ -222,20 +222,9 @@ apr_status_t atr_recon_params_parse(atr_recon_params_t **pparams, atr_recon_op_e
 
 /* ---------------------------------------------------------------- Group */
 
-static json_t *ext_find(const json_t *obj, const char *url)
-{
-    json_t *e;
-    size_t i;
-    json_array_foreach(json_object_get(obj, "extension"), i, e) {
-        const char *u = atr_json_str(e, "url");
-        if (u && !strcmp(u, url)) return e;
-    }
-    return NULL;
-}
-
 const char *atr_recon_list_status(const json_t *group)
 {
-    return atr_json_str(ext_find(group, ATR_EXT_LIST_STATUS), "valueCode");
+    return atr_json_str(atr_json_ext_find(group, ATR_EXT_LIST_STATUS), "valueCode");
 }
 
 apr_status_t atr_recon_new_group(json_t **pgroup, const char *body, const char *id, const char **pcode,
@@ -272,7 +261,7 @@ apr_status_t atr_recon_new_group(json_t **pgroup, const char *body, const char *
     if (v && !json_is_boolean(v)) FAIL("invalid", "Group.actual is not a boolean");
     exts = json_object_get(g, "extension");
     if (exts && !json_is_array(exts)) FAIL("invalid", "Group.extension is not an array");
-    e = ext_find(g, ATR_EXT_LIST_STATUS);
+    e = atr_json_ext_find(g, ATR_EXT_LIST_STATUS);
     if (e) {
         status = atr_json_str(e, "valueCode");
         if (!status || (strcmp(status, "draft") && strcmp(status, "open") && strcmp(status, "final"))) {
@@ -304,28 +293,25 @@ apr_status_t atr_recon_new_group(json_t **pgroup, const char *body, const char *
 
 const char *atr_recon_new_id(apr_pool_t *p)
 {
-    unsigned char b[16];
-    char *s = apr_palloc(p, 33);
-    int i;
-    if (apr_generate_random_bytes(b, sizeof(b)) != APR_SUCCESS) {
-        apr_uint64_t t = (apr_uint64_t)apr_time_now();
-        memset(b, 0, sizeof(b));
-        memcpy(b, &t, sizeof(t));
-    }
-    for (i = 0; i < 16; i++) apr_snprintf(s + 2 * i, 3, "%02x", b[i]);
-    return s;
+    const char *s;
+    apr_uint64_t t;
+
+    if (atr_id_hex(&s, 16, p) == APR_SUCCESS) return s;
+    /* no random source: still 32 hex digits, unique enough for one process */
+    t = (apr_uint64_t)apr_time_now();
+    return apr_psprintf(p, "%016" APR_UINT64_T_HEX_FMT "%016" APR_UINT64_T_HEX_FMT, t, (apr_uint64_t)0);
 }
 
 /* ---------------------------------------------------------------- member entries */
 
 const char *atr_recon_change_type(const json_t *member)
 {
-    return atr_json_str(ext_find(member, ATR_EXT_CHANGE_TYPE), "valueCode");
+    return atr_json_str(atr_json_ext_find(member, ATR_EXT_CHANGE_TYPE), "valueCode");
 }
 
 void atr_recon_set_change_type(json_t *member, const char *code)
 {
-    json_t *e = ext_find(member, ATR_EXT_CHANGE_TYPE), *exts;
+    json_t *e = atr_json_ext_find(member, ATR_EXT_CHANGE_TYPE), *exts;
     if (e) {
         json_object_set_new(e, "valueCode", json_string(code));
         return;

@@ -217,20 +217,9 @@ static int same(const char *a, const char *b)
     return (!a && !b) || (a && b && !strcmp(a, b));
 }
 
-static json_t *ext_find(const json_t *obj, const char *url)
-{
-    json_t *e;
-    size_t i;
-    json_array_foreach(json_object_get(obj, "extension"), i, e) {
-        const char *u = atr_json_str(e, "url");
-        if (u && !strcmp(u, url)) return e;
-    }
-    return NULL;
-}
-
 static const char *member_ref(const json_t *m, const char *ext_url)
 {
-    return atr_json_path_str(ext_find(m, ext_url), "valueReference", "reference", NULL);
+    return atr_json_path_str(atr_json_ext_find(m, ext_url), "valueReference", "reference", NULL);
 }
 
 /* The entry that follows from one previous entry, or NULL when it leaves the list. */

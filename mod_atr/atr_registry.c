@@ -13,11 +13,6 @@
 
 #define OC_FILTER "(objectClass=atrConsumer)"
 
-/* A URI that did not answer is tried only after the others for this long (but still tried
- * when none of them answers): with a hung first server every new connection would otherwise
- * wait the whole timeout on it before reaching a replica. */
-#define HOLD_DOWN_SEC 30
-
 /* Every attribute this module reads; writes touch REG_ATTRS only. */
 static const char *const READ_ATTRS[] = {
     "atrClientId", "atrClientStatus", "atrJwksUrl", "atrJwks", "atrScope", "atrNpi", "atrTin",
@@ -94,6 +89,8 @@ apr_status_t atr_registry_create(atr_registry_t **preg, const atr_registry_conf_
     if (reg->conf.retries < 0) reg->conf.retries = 0;
     if (reg->conf.pool_max <= 0) reg->conf.pool_max = 8;
     if (reg->conf.cache_ttl < 0) reg->conf.cache_ttl = 0;
+    if (reg->conf.hold_down == 0) reg->conf.hold_down = ATR_REGISTRY_HOLD_DOWN_DEFAULT;
+    if (reg->conf.hold_down < 0) reg->conf.hold_down = 0;
     reg->uris = apr_array_make(p, 2, sizeof(const char *));
     list = apr_pstrdup(p, conf->uris ? conf->uris : "");
     for (tok = apr_strtok(list, " \t,", &last); tok; tok = apr_strtok(NULL, " \t,", &last)) {
@@ -159,12 +156,15 @@ static int connect_one(LDAP **pld, atr_registry_t *reg, const char *uri, const c
     return LDAP_SUCCESS;
 }
 
-/* Try uri after the others for the next HOLD_DOWN_SEC. */
+/* Try uri after the others for the next conf.hold_down (ATRLDAPHoldDown): a URI that did not
+ * answer is still tried when none of the others answers, but with a hung first server every
+ * new connection would otherwise wait the whole timeout on it before reaching a replica.
+ * A hold-down of 0 (none) leaves the order alone. */
 static void conn_hold_down(atr_registry_t *reg, int uri)
 {
-    if (uri < 0) return;
+    if (uri < 0 || reg->conf.hold_down <= 0) return;
     apr_thread_mutex_lock(reg->mutex);
-    reg->down_until[uri] = apr_time_now() + apr_time_from_sec(HOLD_DOWN_SEC);
+    reg->down_until[uri] = apr_time_now() + reg->conf.hold_down;
     apr_thread_mutex_unlock(reg->mutex);
 }
 
@@ -212,7 +212,8 @@ static apr_status_t conn_acquire(LDAP **pld, int *puri, int *preused, atr_regist
                 atr_log_perror(ATR_LOG_MARK, ATR_LOG_WARNING, APR_SUCCESS, p,
                                "ATR01000: LDAP failover: connected to %s, URI %d of %d (those before "
                                "it did not answer%s)", uri, i + 1, n,
-                               k < i ? " in the last " APR_STRINGIFY(HOLD_DOWN_SEC) " s" : "");
+                               k < i ? apr_psprintf(p, " in the last %" APR_TIME_T_FMT " s",
+                                                    apr_time_sec(reg->conf.hold_down)) : "");
             }
             *puri = i;
             return APR_SUCCESS;

@@ -42,7 +42,14 @@ typedef struct atr_registry_conf_t {
     int retries;                  /* further attempts after a failed one (default 2) */
     apr_interval_time_t cache_ttl;/* client entry cache (default 60 s; 0 = none) */
     int pool_max;                 /* pooled connections per process (default 8) */
+    /* How long a URI that did not answer is tried only after the others: 0 means the
+     * default (ATR_REGISTRY_HOLD_DOWN_DEFAULT), ATR_REGISTRY_NO_HOLD_DOWN none at all (every
+     * new connection tries the URIs in their order). */
+    apr_interval_time_t hold_down;
 } atr_registry_conf_t;
+
+#define ATR_REGISTRY_HOLD_DOWN_DEFAULT apr_time_from_sec(30)
+#define ATR_REGISTRY_NO_HOLD_DOWN ((apr_interval_time_t)-1)
 
 typedef struct atr_registry_t atr_registry_t;
 

@@ -12,17 +12,6 @@
 
 #define FAIL(...) do { *perr = apr_psprintf(p, __VA_ARGS__); return APR_EINVAL; } while (0)
 
-static json_t *ext_find(const json_t *obj, const char *url)
-{
-    json_t *e;
-    size_t i;
-    json_array_foreach(json_object_get(obj, "extension"), i, e) {
-        const char *u = atr_json_str(e, "url");
-        if (u && !strcmp(u, url)) return e;
-    }
-    return NULL;
-}
-
 apr_status_t atr_sub_parse(atr_sub_t **psub, const char *body, const char *id, int allow_loopback_http,
                            const char **perr, apr_pool_t *p)
 {
@@ -40,7 +29,7 @@ apr_status_t atr_sub_parse(atr_sub_t **psub, const char *body, const char *id, i
     /* SUB-01: the topic, and one Group as the filter */
     crit = atr_json_str(s, "criteria");
     if (!crit || strcmp(crit, ATR_SUB_TOPIC)) FAIL("criteria must be the topic " ATR_SUB_TOPIC);
-    e = ext_find(json_object_get(s, "_criteria"), ATR_SUB_BACKPORT "backport-filter-criteria");
+    e = atr_json_ext_find(json_object_get(s, "_criteria"), ATR_SUB_BACKPORT "backport-filter-criteria");
     filter = atr_json_str(e, "valueString");
     if (!filter || strncmp(filter, "Group/", 6) || !atr_fhir_is_id(filter + 6)) {
         FAIL("_criteria needs the extension backport-filter-criteria with valueString Group/<id>");
@@ -53,7 +42,7 @@ apr_status_t atr_sub_parse(atr_sub_t **psub, const char *body, const char *id, i
     if (!type || strcmp(type, "rest-hook")) FAIL("channel.type must be rest-hook");
     payload = atr_json_str(ch, "payload");
     if (payload && strcmp(payload, "application/fhir+json")) FAIL("channel.payload must be application/fhir+json");
-    e = ext_find(json_object_get(ch, "_payload"), ATR_SUB_BACKPORT "backport-payload-content");
+    e = atr_json_ext_find(json_object_get(ch, "_payload"), ATR_SUB_BACKPORT "backport-payload-content");
     content = atr_json_str(e, "valueCode");
     if (content && strcmp(content, "id-only")) FAIL("only id-only payload content is supported");
     sub->endpoint = atr_json_str(ch, "endpoint");

@@ -264,6 +264,8 @@ static void atr_child_init(apr_pool_t *pchild, server_rec *s)
         rconf.timeout_ms = atr_conf_registry_timeout(s) * 1000;
         rconf.retries = atr_conf_registry_retries(s);
         rconf.cache_ttl = apr_time_from_sec(atr_conf_registry_cache_ttl(s));
+        rconf.hold_down = atr_conf_ldap_hold_down(s) > 0 ? apr_time_from_sec(atr_conf_ldap_hold_down(s))
+                                                         : ATR_REGISTRY_NO_HOLD_DOWN;
         rconf.pool_max = 8;
         if ((rv = atr_registry_create(&reg, &rconf, pchild)) != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "ATR00506: cannot set up the Consumer registry "

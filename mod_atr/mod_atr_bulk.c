@@ -29,12 +29,6 @@
 #define KICKOFF_BODY_MAX (1024 * 1024)
 #define NDJSON "application/fhir+ndjson"
 
-static int store_unavailable(request_rec *r)
-{
-    return atr_http_oo(r, HTTP_SERVICE_UNAVAILABLE, "transient", NULL,
-                       "the store is not available; try again later");
-}
-
 /* A success answer with an informational OperationOutcome (202 of kick-off and DELETE). */
 static int info_answer(request_rec *r, int status, const char *text)
 {
@@ -55,17 +49,6 @@ int atr_bulk_is_path(const char *path)
     if (strncmp(path, "/Group/", 7)) return 0;
     op = strchr(path + 7, '/');
     return op && (!strcmp(op, "/$davinci-data-export") || !strcmp(op, "/$export"));
-}
-
-static const char *param_get(const apr_array_header_t *params, const char *name)
-{
-    const char *v = NULL;
-    int i;
-    for (i = 0; params && i < params->nelts; i++) {
-        const atr_param_t *pa = &APR_ARRAY_IDX(params, i, atr_param_t);
-        if (!strcmp(pa->name, name)) v = pa->value;
-    }
-    return v;
 }
 
 /* Read scope on every type (SCOPE-04, BULK-ST-07); answers 403 when one is missing. */
@@ -105,7 +88,7 @@ int atr_bulk_kickoff(request_rec *r, const char *base, const apr_array_header_t 
         return atr_http_oo(r, HTTP_BAD_REQUEST, "invalid", NULL, "%s is asynchronous: send "
                            "Prefer: respond-async (or no Prefer header)", op_name);
     }
-    if (!atr_http_acceptable(r, param_get(query, "_format"))) {
+    if (!atr_http_acceptable(r, atr_http_param_get(query, "_format"))) {
         return atr_http_oo(r, HTTP_BAD_REQUEST, "invalid", NULL, "%s answers with FHIR JSON: the "
                            "Accept header must allow application/fhir+json", op_name);
     }
@@ -129,8 +112,8 @@ int atr_bulk_kickoff(request_rec *r, const char *base, const apr_array_header_t 
     }
     if (need_read_all(r, az, bp->types) != OK) return OK;
 
-    if (atr_mod_db(&db, r) != APR_SUCCESS) return store_unavailable(r);
-    if (atr_authz_groups(&groups, az, db, r) != APR_SUCCESS) return store_unavailable(r);
+    if (atr_mod_db(&db, r) != APR_SUCCESS) return atr_http_store_unavailable(r);
+    if (atr_authz_groups(&groups, az, db, r) != APR_SUCCESS) return atr_http_store_unavailable(r);
     rv = atr_entitle_has(groups, group_id) ? atr_store_get(&g, db, "Group", group_id, 0, r->pool)
                                            : APR_NOTFOUND;
     if (rv == APR_NOTFOUND) {
@@ -139,7 +122,7 @@ int atr_bulk_kickoff(request_rec *r, const char *base, const apr_array_header_t 
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "ATR00778: kick-off: reading Group/%s failed: %s",
                       group_id, atr_db_error(db, rv));
-        return store_unavailable(r);
+        return atr_http_store_unavailable(r);
     }
     if (g->deleted) return atr_http_oo(r, HTTP_GONE, "deleted", NULL, "Group/%s was deleted", group_id);
 
@@ -150,7 +133,7 @@ int atr_bulk_kickoff(request_rec *r, const char *base, const apr_array_header_t 
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "ATR00779: kick-off: cannot queue the export of "
                       "Group/%s: %s", group_id, atr_db_error(db, rv));
-        return store_unavailable(r);
+        return atr_http_store_unavailable(r);
     }
     if (!job_id) {
         apr_table_setn(r->headers_out, "Retry-After",
@@ -266,7 +249,7 @@ static int status_get(request_rec *r, const char *base, atr_db_t *db, atr_job_t 
         /* half the interval: a client honouring Retry-After is never refused for jitter */
         apr_status_t rv = atr_job_poll(&allowed, db, job->id, apr_time_now(),
                                        apr_time_from_msec((apr_int64_t)interval * 500), r->pool);
-        if (rv != APR_SUCCESS) return store_unavailable(r);
+        if (rv != APR_SUCCESS) return atr_http_store_unavailable(r);
         apr_table_setn(r->headers_out, "Retry-After", retry);
         if (!allowed) {
             return atr_http_oo(r, HTTP_TOO_MANY_REQUESTS, "throttled", NULL, "polled too often: wait "
@@ -283,7 +266,7 @@ static int status_delete(request_rec *r, atr_db_t *db, atr_authz_t *az, atr_job_
     int found = 0;
     apr_status_t rv = atr_job_delete(&found, db, job->id, az->client_id, apr_time_now(), r->pool);
 
-    if (rv != APR_SUCCESS) return store_unavailable(r);
+    if (rv != APR_SUCCESS) return atr_http_store_unavailable(r);
     if (!found) return no_such_job(r);
     if (!strcmp(job->state, "done") || !strcmp(job->state, "failed")) {
         /* nobody writes them any more: remove the files now (a running job's worker removes
@@ -311,9 +294,9 @@ int atr_bulk_status(request_rec *r, const char *base, atr_authz_t *az, const cha
         return atr_http_oo(r, HTTP_METHOD_NOT_ALLOWED, "not-supported", "GET, HEAD, DELETE",
                            "method %s is not allowed here (allowed: GET, DELETE)", r->method);
     }
-    if (atr_mod_db(&db, r) != APR_SUCCESS) return store_unavailable(r);
+    if (atr_mod_db(&db, r) != APR_SUCCESS) return atr_http_store_unavailable(r);
     job = client_job(&rv, db, az, job_id, r);
-    if (rv != APR_SUCCESS) return store_unavailable(r);
+    if (rv != APR_SUCCESS) return atr_http_store_unavailable(r);
     if (!job) return no_such_job(r);
     if ((types = job_types(job, r->pool)) != NULL && need_read_all(r, az, types) != OK) return OK;
     if (r->method_number == M_DELETE) return status_delete(r, db, az, job);
@@ -365,9 +348,9 @@ int atr_bulk_file(request_rec *r, atr_authz_t *az, const char *job_id, const cha
         return atr_http_oo(r, HTTP_METHOD_NOT_ALLOWED, "not-supported", "GET, HEAD",
                            "method %s is not allowed here (allowed: GET, HEAD)", r->method);
     }
-    if (atr_mod_db(&db, r) != APR_SUCCESS) return store_unavailable(r);
+    if (atr_mod_db(&db, r) != APR_SUCCESS) return atr_http_store_unavailable(r);
     job = client_job(&rv, db, az, job_id, r);
-    if (rv != APR_SUCCESS) return store_unavailable(r);
+    if (rv != APR_SUCCESS) return atr_http_store_unavailable(r);
     if (!job || strcmp(job->state, "done") || !job->outdir || !job_has_file(job, name, r->pool)) {
         return atr_http_oo(r, HTTP_NOT_FOUND, "not-found", NULL, "no such export file (the export may "
                            "have been deleted or have expired)");

@@ -23,6 +23,7 @@ static const atr_srv_conf_t srv_defaults = {
     3,       /* registry_timeout */
     2,       /* registry_retries */
     60,      /* registry_cache_ttl */
+    30,      /* ldap_hold_down */
     NULL,    /* token_key_file: required likewise */
     300,     /* token_lifetime */
     5,       /* jwks_timeout */
@@ -30,6 +31,7 @@ static const atr_srv_conf_t srv_defaults = {
     0,       /* jwks_allow_loopback_http */
     "/var/lib/atr/export",  /* export_dir */
     2,       /* export_max_jobs */
+    NULL,    /* node_name: the host name (mod_atr_export_worker.c) */
     APR_INT64_C(1073741824), /* export_max_file_size: 1 GiB */
     86400,   /* export_retention */
     30,      /* export_stale_after */
@@ -72,6 +74,7 @@ void *atr_srv_conf_create(apr_pool_t *p, server_rec *s)
     c->registry_timeout = -1;
     c->registry_retries = -1;
     c->registry_cache_ttl = -1;
+    c->ldap_hold_down = -1;
     c->token_lifetime = -1;
     c->jwks_timeout = -1;
     c->jwks_max_bytes = -1;
@@ -96,6 +99,7 @@ void *atr_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE_INT(registry_timeout);
     MERGE_INT(registry_retries);
     MERGE_INT(registry_cache_ttl);
+    MERGE_INT(ldap_hold_down);
     MERGE_PTR(token_key_file);
     MERGE_INT(token_lifetime);
     MERGE_INT(jwks_timeout);
@@ -103,6 +107,7 @@ void *atr_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE_INT(jwks_allow_loopback_http);
     MERGE_PTR(export_dir);
     MERGE_INT(export_max_jobs);
+    MERGE_PTR(node_name);
     MERGE_INT(export_max_file_size);
     MERGE_INT(export_retention);
     MERGE_INT(export_stale_after);
@@ -208,7 +213,8 @@ static const char *set_srv_int(cmd_parms *cmd, void *dconf, const char *arg)
 {
     static const struct { const char *name; int min, max; } ranges[] = {
         { "ATRRegistryTimeout", 1, 300 }, { "ATRRegistryRetries", 0, 10 },
-        { "ATRRegistryCacheTTL", 0, 86400 }, { "ATRTokenLifetime", 1, 3600 },
+        { "ATRRegistryCacheTTL", 0, 86400 }, { "ATRLDAPHoldDown", 0, 3600 },
+        { "ATRTokenLifetime", 1, 3600 },
         { "ATRJWKSTimeout", 1, 300 }, { "ATRJWKSMaxBytes", 1024, 16 * 1024 * 1024 },
         { "ATRExportMaxJobs", 0, 64 }, { "ATRExportRetention", 1, 30 * 86400 },
         { "ATRExportStaleAfter", 2, 3600 }, { "ATRExportPollInterval", 0, 3600 },
@@ -225,6 +231,23 @@ static const char *set_srv_int(cmd_parms *cmd, void *dconf, const char *arg)
         }
     }
     return apr_psprintf(cmd->pool, "%s: no range known", cmd->cmd->name);
+}
+
+/* The node's name in the store (export job claims, the per-node ATRExportMaxJobs count):
+ * it is written into rows and log lines, so only visible ASCII, and short. */
+#define ATR_NODE_NAME_MAX 64
+static const char *set_node_name(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *p;
+
+    for (p = arg; *p; p++) {
+        if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e) break;
+    }
+    if (!*arg || *p || p - arg > ATR_NODE_NAME_MAX) {
+        return apr_psprintf(cmd->pool, "ATRNodeName: '%s' is not a node name (1 to %d visible "
+                            "ASCII characters, no spaces)", arg, ATR_NODE_NAME_MAX);
+    }
+    return set_srv_str(cmd, dconf, arg);
 }
 
 static const char *set_export_max_file_size(cmd_parms *cmd, void *dconf, const char *arg)
@@ -281,6 +304,9 @@ const command_rec atr_cmds[] = {
                   "further registry attempts after a failed one (default 2)"),
     AP_INIT_TAKE1("ATRRegistryCacheTTL", set_srv_int, SRV_OFF(registry_cache_ttl), RSRC_CONF,
                   "seconds a client entry is cached (default 60; 0 = no cache)"),
+    AP_INIT_TAKE1("ATRLDAPHoldDown", set_srv_int, SRV_OFF(ldap_hold_down), RSRC_CONF,
+                  "seconds an LDAP URI that did not answer is tried after the others (default 30; "
+                  "0 = none)"),
     AP_INIT_TAKE1("ATRTokenKeyFile", set_srv_path, SRV_OFF(token_key_file), RSRC_CONF,
                   "secret (>= 32 bytes, mode 0600) signing the access tokens; same on every node"),
     AP_INIT_TAKE1("ATRTokenLifetime", set_srv_int, SRV_OFF(token_lifetime), RSRC_CONF,
@@ -295,6 +321,8 @@ const command_rec atr_cmds[] = {
                   "directory export files are written to (default /var/lib/atr/export)"),
     AP_INIT_TAKE1("ATRExportMaxJobs", set_srv_int, SRV_OFF(export_max_jobs), RSRC_CONF,
                   "exports running at once on this node (default 2; 0 = none start)"),
+    AP_INIT_TAKE1("ATRNodeName", set_node_name, SRV_OFF(node_name), RSRC_CONF,
+                  "this node's name for export job claims and ATRExportMaxJobs (default: the host name)"),
     AP_INIT_TAKE1("ATRExportMaxFileSize", set_export_max_file_size, NULL, RSRC_CONF,
                   "bytes after which an export file is split (default 1 GiB)"),
     AP_INIT_TAKE1("ATRExportRetention", set_srv_int, SRV_OFF(export_retention), RSRC_CONF,
@@ -418,6 +446,7 @@ const char *atr_conf_registry_bind_pw_file(server_rec *s) { return SRV_PTR(regis
 int atr_conf_registry_timeout(server_rec *s) { return SRV_INT(registry_timeout); }
 int atr_conf_registry_retries(server_rec *s) { return SRV_INT(registry_retries); }
 int atr_conf_registry_cache_ttl(server_rec *s) { return SRV_INT(registry_cache_ttl); }
+int atr_conf_ldap_hold_down(server_rec *s) { return SRV_INT(ldap_hold_down); }
 const char *atr_conf_token_key_file(server_rec *s) { return SRV_PTR(token_key_file); }
 
 apr_interval_time_t atr_conf_token_lifetime(server_rec *s)
@@ -435,6 +464,7 @@ int atr_conf_jwks_allow_loopback_http(server_rec *s) { return SRV_INT(jwks_allow
 
 const char *atr_conf_export_dir(server_rec *s) { return SRV_PTR(export_dir); }
 int atr_conf_export_max_jobs(server_rec *s) { return SRV_INT(export_max_jobs); }
+const char *atr_conf_node_name(server_rec *s) { return SRV_PTR(node_name); }
 apr_off_t atr_conf_export_max_file_size(server_rec *s) { return (apr_off_t)SRV_INT(export_max_file_size); }
 int atr_conf_export_retention(server_rec *s) { return SRV_INT(export_retention); }
 int atr_conf_export_stale_after(server_rec *s) { return SRV_INT(export_stale_after); }

@@ -25,6 +25,7 @@ typedef struct atr_srv_conf_t {
     int registry_timeout;       /* ATRRegistryTimeout, s (-1: unset) */
     int registry_retries;       /* ATRRegistryRetries (-1: unset) */
     int registry_cache_ttl;     /* ATRRegistryCacheTTL, s (-1: unset) */
+    int ldap_hold_down;         /* ATRLDAPHoldDown, s (-1: unset; 0 = none) */
     const char *token_key_file; /* ATRTokenKeyFile */
     int token_lifetime;         /* ATRTokenLifetime, s (-1: unset) */
     int jwks_timeout;           /* ATRJWKSTimeout, s (-1: unset) */
@@ -33,6 +34,7 @@ typedef struct atr_srv_conf_t {
     /* bulk export (issue 4); server-wide */
     const char *export_dir;     /* ATRExportDir */
     int export_max_jobs;        /* ATRExportMaxJobs, per node (-1: unset; 0 = paused) */
+    const char *node_name;      /* ATRNodeName (NULL: unset, the host name) */
     apr_int64_t export_max_file_size; /* ATRExportMaxFileSize, bytes (-1: unset) */
     int export_retention;       /* ATRExportRetention, s (-1: unset) */
     int export_stale_after;     /* ATRExportStaleAfter, s (-1: unset) */
@@ -72,6 +74,7 @@ const char *atr_conf_registry_bind_pw_file(server_rec *s);
 int atr_conf_registry_timeout(server_rec *s);          /* s */
 int atr_conf_registry_retries(server_rec *s);
 int atr_conf_registry_cache_ttl(server_rec *s);        /* s */
+int atr_conf_ldap_hold_down(server_rec *s);            /* s; 0 = none */
 const char *atr_conf_token_key_file(server_rec *s);
 apr_interval_time_t atr_conf_token_lifetime(server_rec *s);
 apr_interval_time_t atr_conf_jwks_timeout(server_rec *s);
@@ -81,6 +84,8 @@ int atr_conf_jwks_allow_loopback_http(server_rec *s);
 /* Bulk export settings (defaults applied). */
 const char *atr_conf_export_dir(server_rec *s);
 int atr_conf_export_max_jobs(server_rec *s);
+/* ATRNodeName, or NULL when not set (the caller uses the host name). */
+const char *atr_conf_node_name(server_rec *s);
 apr_off_t atr_conf_export_max_file_size(server_rec *s);
 int atr_conf_export_retention(server_rec *s);       /* s */
 int atr_conf_export_stale_after(server_rec *s);     /* s */

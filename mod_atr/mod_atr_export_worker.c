@@ -33,7 +33,8 @@
 static APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) *wd_get_instance;
 static APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *wd_register_callback;
 
-static const char *node_name;   /* this host: the per-node limit counts its running jobs */
+static const char *node_name;   /* ATRNodeName or the host name: the per-node limit counts
+                                 * its running jobs */
 static int wakeups;
 
 /* A child that exits destroys its pools (mod_dbd's connections among them) while the
@@ -143,8 +144,8 @@ static void run_job(server_rec *s, atr_db_t *db, atr_job_t *job, apr_pool_t *p)
     int mine = 1;
 
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "ATR00761: export %s claimed by pid %" APR_PID_T_FMT
-                 " (Group/%s, client %s, attempt %d)", job->id, getpid(), job->group_id,
-                 job->client_id, job->attempts);
+                 " on node %s (Group/%s, client %s, attempt %d)", job->id, getpid(), node_name,
+                 job->group_id, job->client_id, job->attempts);
     if (job->prev_claim) {
         /* what the attempt before this one (its worker died) left behind */
         atr_job_rmtree(apr_pstrcat(p, dir, "/", job->id, "/", job->prev_claim, NULL), p);
@@ -354,8 +355,14 @@ int atr_export_worker_post_config(apr_pool_t *pconf, server_rec *s)
                      "create it, writable by httpd's User (bulk export files are written there)", dir);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (apr_gethostname(host, sizeof(host), pconf) != APR_SUCCESS) apr_cpystrn(host, "localhost", sizeof(host));
-    node_name = apr_pstrdup(pconf, host);
+    if (atr_conf_node_name(s)) {
+        node_name = atr_conf_node_name(s);
+    }
+    else {
+        /* two httpd on one host share this: they need ATRNodeName */
+        if (apr_gethostname(host, sizeof(host), pconf) != APR_SUCCESS) apr_cpystrn(host, "localhost", sizeof(host));
+        node_name = apr_pstrdup(pconf, host);
+    }
 
     wd_get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
     wd_register_callback = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);

@@ -37,28 +37,11 @@ typedef struct fhir_req_t {
     atr_authz_t *az;             /* the authenticated client (NULL on public endpoints) */
 } fhir_req_t;
 
-static int store_unavailable(request_rec *r)
-{
-    return atr_http_oo(r, HTTP_SERVICE_UNAVAILABLE, "transient", NULL,
-                       "the store is not available; try again later");
-}
-
-static const char *param_get(const apr_array_header_t *params, const char *name)
-{
-    const char *v = NULL;
-    int i;
-    for (i = 0; params && i < params->nelts; i++) {
-        const atr_param_t *pa = &APR_ARRAY_IDX(params, i, atr_param_t);
-        if (!strcmp(pa->name, name)) v = pa->value;
-    }
-    return v;
-}
-
 /* _summary and _elements of read and vread. NULL or an error message. */
 static const char *read_opts(atr_render_opts_t *opts, fhir_req_t *fr)
 {
-    const char *summary = param_get(fr->params, "_summary");
-    const char *elements = param_get(fr->params, "_elements");
+    const char *summary = atr_http_param_get(fr->params, "_summary");
+    const char *elements = atr_http_param_get(fr->params, "_elements");
 
     memset(opts, 0, sizeof(*opts));
     opts->member_page_size = atr_conf_member_page_size(fr->r->server);
@@ -127,7 +110,7 @@ static int do_read(fhir_req_t *fr, atr_db_t *db, const char *type, const char *i
     if (!strcmp(type, "Group")) {
         /* before any store read: a Group the client may not see is a missing Group */
         const apr_array_header_t *groups;
-        if (atr_authz_groups(&groups, fr->az, db, r) != APR_SUCCESS) return store_unavailable(r);
+        if (atr_authz_groups(&groups, fr->az, db, r) != APR_SUCCESS) return atr_http_store_unavailable(r);
         rv = atr_entitle_has(groups, id) ? atr_store_get(&res, db, type, id, version, r->pool) : APR_NOTFOUND;
     }
     else {
@@ -135,7 +118,7 @@ static int do_read(fhir_req_t *fr, atr_db_t *db, const char *type, const char *i
         if (rv == APR_SUCCESS) {
             int visible = 0;
             if (atr_authz_visible(&visible, fr->az, db, type, id, res->body, r) != APR_SUCCESS) {
-                return store_unavailable(r);
+                return atr_http_store_unavailable(r);
             }
             if (!visible) rv = APR_NOTFOUND;
         }
@@ -148,7 +131,7 @@ static int do_read(fhir_req_t *fr, atr_db_t *db, const char *type, const char *i
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "ATR00310: reading %s/%s failed: %s",
                       type, id, atr_db_error(db, rv));
-        return store_unavailable(r);
+        return atr_http_store_unavailable(r);
     }
     if (res->deleted) {
         return atr_http_oo(r, HTTP_GONE, "deleted", NULL, "%s/%s was deleted", type, id);
@@ -170,7 +153,7 @@ static int do_read(fhir_req_t *fr, atr_db_t *db, const char *type, const char *i
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "ATR00311: sending %s/%s failed: %s",
                       type, id, atr_db_error(db, rv));
-        if (!ho.started) return store_unavailable(r);
+        if (!ho.started) return atr_http_store_unavailable(r);
         atr_http_out_abort(&ho);
     }
     return OK;
@@ -242,8 +225,8 @@ static int do_history(fhir_req_t *fr, atr_db_t *db, const char *type, const char
 {
     request_rec *r = fr->r;
     history_ctx_t hc;
-    const char *since = param_get(fr->params, "_since");
-    const char *count = param_get(fr->params, "_count");
+    const char *since = atr_http_param_get(fr->params, "_since");
+    const char *count = atr_http_param_get(fr->params, "_count");
     const char *store_since = NULL;
     int max = atr_conf_search_default_count(r);
     apr_status_t rv;
@@ -271,20 +254,20 @@ static int do_history(fhir_req_t *fr, atr_db_t *db, const char *type, const char
         int visible = 0;
         if (!strcmp(type, "Group")) {
             const apr_array_header_t *groups;
-            if (atr_authz_groups(&groups, fr->az, db, r) != APR_SUCCESS) return store_unavailable(r);
+            if (atr_authz_groups(&groups, fr->az, db, r) != APR_SUCCESS) return atr_http_store_unavailable(r);
             visible = atr_entitle_has(groups, id);
         }
         else if (atr_entitle_is_member_data(type)) {
             atr_resource_t *cur;
             rv = atr_store_get(&cur, db, type, id, 0, r->pool);
-            if (rv != APR_SUCCESS && rv != APR_NOTFOUND) return store_unavailable(r);
+            if (rv != APR_SUCCESS && rv != APR_NOTFOUND) return atr_http_store_unavailable(r);
             if (rv == APR_SUCCESS
                 && atr_authz_visible(&visible, fr->az, db, type, id, cur->body, r) != APR_SUCCESS) {
-                return store_unavailable(r);
+                return atr_http_store_unavailable(r);
             }
         }
         else if (atr_authz_visible(&visible, fr->az, db, type, id, NULL, r) != APR_SUCCESS) {
-            return store_unavailable(r);
+            return atr_http_store_unavailable(r);
         }
         if (!visible) {
             return atr_http_oo(r, HTTP_NOT_FOUND, "not-found", NULL, "%s/%s is not known", type, id);
@@ -312,7 +295,7 @@ static int do_history(fhir_req_t *fr, atr_db_t *db, const char *type, const char
                       type, id, atr_db_error(db, rv));
         if (hc.n == 0) {
             apr_brigade_cleanup(hc.ho.bb);
-            return store_unavailable(r);
+            return atr_http_store_unavailable(r);
         }
         atr_http_out_abort(&hc.ho);
     }
@@ -370,12 +353,12 @@ static int do_search(fhir_req_t *fr, atr_db_t *db, const char *body)
     }
     if (!s->count_given) s->count = atr_conf_search_default_count(r);
     if (atr_search_run(&ids, db, s, r->pool) != APR_SUCCESS) {
-        return store_unavailable(r);
+        return atr_http_store_unavailable(r);
     }
     {
         /* only entitled Groups exist for this client: total and paging count those alone */
         const apr_array_header_t *groups;
-        if (atr_authz_groups(&groups, fr->az, db, r) != APR_SUCCESS) return store_unavailable(r);
+        if (atr_authz_groups(&groups, fr->az, db, r) != APR_SUCCESS) return atr_http_store_unavailable(r);
         ids = atr_entitle_filter(ids, groups, r->pool);
     }
     total = ids->nelts;
@@ -453,7 +436,7 @@ static int is_get(request_rec *r)
 static int with_db(fhir_req_t *fr, atr_db_t **pdb)
 {
     if (atr_mod_db(pdb, fr->r) != APR_SUCCESS) {
-        store_unavailable(fr->r);
+        atr_http_store_unavailable(fr->r);
         return 0;
     }
     return 1;
@@ -594,7 +577,7 @@ int atr_fhir_handler(request_rec *r)
         return atr_http_oo(r, HTTP_BAD_REQUEST, "invalid", NULL, "%s", err);
     }
     /* bulk endpoints negotiate for themselves (kick-off headers per D16, NDJSON files) */
-    if (!atr_bulk_is_path(path) && !atr_http_acceptable(r, param_get(fr.params, "_format"))) {
+    if (!atr_bulk_is_path(path) && !atr_http_acceptable(r, atr_http_param_get(fr.params, "_format"))) {
         return atr_http_oo(r, HTTP_NOT_ACCEPTABLE, "not-supported", NULL,
                            "only FHIR JSON (application/fhir+json) is served");
     }

@@ -9,6 +9,25 @@
 #include "mod_atr.h"
 #include "mod_atr_http.h"
 
+int atr_http_store_unavailable(request_rec *r)
+{
+    return atr_http_oo(r, HTTP_SERVICE_UNAVAILABLE, "transient", NULL,
+                       "the store is not available; try again later");
+}
+
+const char *atr_http_param_get(const apr_array_header_t *params, const char *name)
+{
+    const char *v = NULL;
+    int i;
+
+    /* the last one wins, as the handlers always read repeated parameters */
+    for (i = 0; params && i < params->nelts; i++) {
+        const atr_param_t *pa = &APR_ARRAY_IDX(params, i, atr_param_t);
+        if (!strcmp(pa->name, name)) v = pa->value;
+    }
+    return v;
+}
+
 static int json_media(const char *m, apr_size_t n)
 {
     static const char *const ok[] = {

@@ -4,6 +4,7 @@
 #define MOD_ATR_HTTP_H
 #include "httpd.h"
 #include "atr_out.h"
+#include "atr_search.h"
 
 #define ATR_FHIR_JSON "application/fhir+json; charset=utf-8"
 #define ATR_FORM_MAX (64 * 1024)
@@ -17,6 +18,14 @@ int atr_http_acceptable(request_rec *r, const char *format);
  * (the status is in r->status). allow: the Allow header for 405, else NULL. */
 int atr_http_oo(request_rec *r, int status, const char *code, const char *allow,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* 503 with a transient OperationOutcome: the store could not be opened or failed. Returns OK
+ * like atr_http_oo. */
+int atr_http_store_unavailable(request_rec *r);
+
+/* The value of the last parameter called name (exact, modifier included) in params (of
+ * atr_param_t; may be NULL), or NULL when there is none. */
+const char *atr_http_param_get(const apr_array_header_t *params, const char *name);
 
 /* A sink that streams onto the response through a brigade (flushed down the filter chain
  * in buffer-sized pieces, so memory stays constant whatever the size). */

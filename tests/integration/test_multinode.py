@@ -13,7 +13,10 @@ front of them would be). A client may reach either node for any request:
   other node claims the job once its heartbeat is stale and finishes it; the manifest is
   exactly `atrctl export` of the Group;
 * $member-add on one Group through both nodes at once: every change is the next version, none
-  is lost (DM-05; the writers take turns on the Group's row).
+  is lost (DM-05; the writers take turns on the Group's row);
+* both nodes run on this one host, so each has its own ``ATRNodeName`` (docs/directives.md):
+  a job's row names the node that claimed it, and ``ATRExportMaxJobs`` (1 here) is counted
+  per node, so the two nodes run two exports at once; an invalid name fails ``httpd -t``.
 
 Runs in the PostgreSQL pass of script/test only (ATR_TEST_STORE=pgsql): SQLite is the
 single-node store."""
@@ -34,6 +37,9 @@ from harness.ports import free_port
 EXT = 'http://hl7.org/fhir/us/davinci-atr/StructureDefinition/'
 NPI = 'http://hl7.org/fhir/sid/us-npi'
 WRITE = 'system/*.read system/Group.write'
+# ATRNodeName of node 1 and node 2: both run on this host, so the host name (the default)
+# would make them one node for the export job limit and the claims
+NODE_NAMES = ('mn-node-1', 'mn-node-2')
 
 
 class Via:
@@ -85,7 +91,8 @@ def token_from(via, consumer, scope='system/*.read'):
 @pytest.fixture(scope='module')
 def nodes(workdir, store, slapd, httpd):
     """(node1, node2, public base URL): two more httpd on the session's store and slapd,
-    sharing ``<workdir>/export-shared`` and one token key. Module-scoped; a test that kills a
+    sharing ``<workdir>/export-shared`` and one token key, each with its own ATRNodeName
+    (NODE_NAMES) and ATRExportMaxJobs 1. Module-scoped; a test that kills a
     node leaves it to be restarted by ``live_nodes``.
     The session's httpd shares the store too, so it is a third node: for this module it runs
     no exports (ATRExportMaxJobs 0), so that every job here is run by node 1 or node 2."""
@@ -93,13 +100,13 @@ def nodes(workdir, store, slapd, httpd):
     public = 'http://127.0.0.1:%d/fhir' % free_port()    # the "load balancer": nobody listens
     shared = str(workdir / 'export-shared')
     os.makedirs(shared, exist_ok=True)
-    extra = 'ATRBaseURL %s\n' % public
+    extra = 'ATRBaseURL %s\nATRExportMaxJobs 1\n' % public
     n1 = Httpd(str(workdir / 'node-1'), store, slapd=slapd, export_dir=shared)
     n2 = Httpd(str(workdir / 'node-2'), store, slapd=slapd, export_dir=shared,
                token_key=n1.token_key)
-    n1.start(extra)
+    n1.start(extra + 'ATRNodeName %s\n' % NODE_NAMES[0])
     try:
-        n2.start(extra)
+        n2.start(extra + 'ATRNodeName %s\n' % NODE_NAMES[1])
     except Exception:
         n1.stop()
         raise
@@ -183,6 +190,10 @@ def test_kickoff_on_node1_poll_and_download_on_node2(live_nodes, consumers, bulk
     assert r.status_code == 404, r.text[:300]
 
 
+def _job_node(store, job):
+    return store.sql("SELECT node FROM atr_export_job WHERE id = '%s'" % job).strip()
+
+
 def _claimed_by(nodes, job, since):
     """{node index: [pids]} of the claim lines for ``job`` in each node's log."""
     out = {}
@@ -233,6 +244,7 @@ def test_node_killed_mid_export_the_other_finishes(live_nodes, consumers, bulk_b
                what='first claim')
     first = next(iter(_claimed_by(nodes, e.job, pos)))
     victim, survivor = nodes[first], nodes[1 - first]
+    assert _job_node(store, e.job) == NODE_NAMES[first]
     # mid-export: the job runs (some progress written), it is not finished
     wait_until(lambda: store.sql("SELECT progress FROM atr_export_job WHERE id = '%s'"
                                  % e.job).strip() not in ('', '0'),
@@ -255,6 +267,7 @@ def test_node_killed_mid_export_the_other_finishes(live_nodes, consumers, bulk_b
     files = [p for p in job_entries(root, e.job) if os.path.isfile(os.path.join(root, p))]
     assert len({os.path.dirname(p) for p in files}) == 1, files    # the dead attempt's gone
     assert store.sql("SELECT COUNT(*) FROM atr_export_ref").strip() == '0'
+    assert _job_node(store, e.job) == NODE_NAMES[1 - first]    # the claim that finished it
     assert on_survivor.delete(e.url).status_code == 202
     BulkClient.untrack(e.url)
 
@@ -317,3 +330,67 @@ def test_member_add_through_both_nodes_at_once_loses_nothing(live_nodes, consume
     g = r.json()
     assert g['meta']['versionId'] == '13'
     assert sorted(m['entity']['reference'] for m in g['member']) == sorted(mn_people)
+
+
+def test_each_node_runs_its_own_allowance(live_nodes, consumers, bulk_big_group, store):
+    """ATRExportMaxJobs 1 on each node, two kick-offs of the 200,000-member Group (two clients,
+    BULK-KO-09 allows one each): with its own ATRNodeName each node counts only its own
+    running job, so both run at once, one per node, each row and claim line naming its node.
+    (Under one shared name, the host name, the second would wait for the first.)"""
+    n1, n2, public = live_nodes
+    big = bulk_big_group
+    nodes = (n1, n2)
+    pos = [n.log_position() for n in nodes]
+    exports = []
+    for _ in range(2):
+        c, on1 = _export_client(consumers, Via(n1, public), Via(n1, public), big.group)
+        exports.append((on1, on1.accepted(on1.kickoff(big.group, EXPORT))))
+    jobs = [e.job for _, e in exports]
+    in_list = ', '.join("'%s'" % j for j in jobs)
+
+    want = ['running|%s' % n for n in NODE_NAMES]
+
+    def both_running():
+        rows = sorted(store.sql("SELECT state, node FROM atr_export_job WHERE id IN (%s)"
+                                % in_list).split())
+        return rows == want
+
+    wait_until(both_running, timeout=120, interval=0.05, what='both exports running, one per node')
+    for job in jobs:
+        i = NODE_NAMES.index(_job_node(store, job))
+        claims = _claimed_by(nodes, job, pos)
+        assert i in claims, claims
+        lines = [en.text for en in nodes[i].read_log(pos[i])
+                 if re.search(CLAIM_RE, en.text) and job in en.text]
+        assert any('on node %s ' % NODE_NAMES[i] in t for t in lines), lines
+    for client, e in exports:
+        assert client.delete(e.url).status_code == 202
+        BulkClient.untrack(e.url)
+    # the deleted runs notice at their next heartbeat and drop their scratch rows
+    wait_until(lambda: store.sql("SELECT COUNT(*) FROM atr_export_ref").strip() == '0',
+               timeout=300, what='scratch rows of the deleted exports removed')
+
+
+@pytest.mark.parametrize('value, says', [
+    ('""', 'ATRNodeName takes one argument'),     # httpd's own check of an empty argument
+    ('"two words"', "ATRNodeName: 'two words' is not a node name"),
+    ('"tab\there"', 'is not a node name'),
+    ('n' * 65, "ATRNodeName: '%s' is not a node name (1 to 64 visible ASCII" % ('n' * 65)),
+    ('n\u00e9ud', 'is not a node name'),
+])
+def test_invalid_node_name_fails_the_config_test(workdir, store, slapd, value, says):
+    """ATRNodeName must be 1 to 64 visible ASCII characters: anything else stops httpd at the
+    configuration test with the directive's name, not later in the store."""
+    h = Httpd(str(workdir / 'node-name-config'), store, slapd=slapd)
+    rc, out = h.config_test('ATRNodeName %s\n' % value)
+    assert rc != 0, out
+    assert says in out, out
+    assert 'Syntax OK' not in out
+
+
+def test_valid_node_name_passes_the_config_test(workdir, store, slapd):
+    h = Httpd(str(workdir / 'node-name-config'), store, slapd=slapd)
+    for value in ('n' * 64, 'atr-node_1.payer.example', '"node:2"'):
+        rc, out = h.config_test('ATRNodeName %s\n' % value)
+        assert rc == 0, (value, out)
+        assert 'Syntax OK' in out, out

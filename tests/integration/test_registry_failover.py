@@ -5,7 +5,8 @@ harness/slapd_repl.py, configured as docs/registry.md "Replicas and failover" sh
 httpd of its own whose ``ATRRegistryURL`` lists the provider first, then the replica, with
 ``ATRRegistryCacheTTL 0`` (every request reads the directory, so no cache hides a failover),
 ``ATRRegistryTimeout 1`` and ``ATRRegistryRetries 1``. A URI that did not answer is tried
-after the others for 30 s (atr_registry.c), so each test gets a freshly started httpd.
+after the others for 30 s (``ATRLDAPHoldDown``'s default), so each test gets a freshly started
+httpd.
 
 Every test starts with both servers running and the replica holding every Consumer the
 provider has. Consumers are registered on the provider only (python-ldap or ``atrctl client
@@ -14,9 +15,11 @@ add``); what the replica has, it got by replication.
 import json
 import os
 import subprocess
+import time
 import uuid
 
 import pytest
+import requests
 
 from harness import Httpd
 from harness.consumers import Consumer, Consumers, new_key, public_jwk
@@ -331,3 +334,54 @@ def test_atrctl_writes_need_the_provider(provider, replica, tmp_path):
     assert client_id not in replica.search_clients()
     provider.resume()
     assert client_id not in provider.search_clients()
+
+
+@pytest.mark.parametrize('hold_down', [2, None])
+def test_hold_down_sets_when_the_provider_is_used_again(provider, replica, consumer, fo_httpd,
+                                                        hold_down):
+    """ATRLDAPHoldDown: after a failover, an httpd child keeps its connection to the replica
+    while the provider is held down, and closes it (ATR01001) once the hold-down is over, so
+    that its next connection goes to the provider again. 3 s after the provider is back that
+    has happened with ATRLDAPHoldDown 2, and not with the default 30 s. The reads share one
+    keep-alive connection, so one child serves them all."""
+    fo_httpd.restart(FAILOVER_DIRECTIVES + ONE_CHILD + 'KeepAliveTimeout 30\n'
+                     + ('ATRLDAPHoldDown %d\n' % hold_down if hold_down is not None else ''))
+    token = assert_token(consumer.token_response(scope=SCOPE))
+    session = requests.Session()
+
+    def read():
+        return session.get(fo_httpd.url('/Group/' + GROUP), timeout=60,
+                           headers={'Authorization': 'Bearer ' + token})
+
+    assert_group(read())
+    since = fo_httpd.log_position()
+    provider.halt()
+    assert_group(read())    # fails over; the child pools its connection to the replica
+    provider.resume()
+    time.sleep(3)
+    for _ in range(3):
+        assert_group(read())
+    session.close()
+    log = log_text(fo_httpd, since)
+    assert 'ATR01000: LDAP failover: connected to %s' % replica.ldap_uri in log
+    closed = 'ATR01001: LDAP connection to %s closed' % replica.ldap_uri in log
+    assert closed == (hold_down == 2), log
+
+
+@pytest.mark.parametrize('value', ['3601', '-1', 'soon', '2.5', '1e3'])
+def test_invalid_hold_down_fails_the_config_test(workdir, store, directories, value):
+    """ATRLDAPHoldDown takes whole seconds from 0 to 3600; anything else stops httpd at the
+    configuration test with the directive's name."""
+    h = Httpd(str(workdir / 'hold-down-config'), store, slapd=Directories(*directories))
+    rc, out = h.config_test('ATRLDAPHoldDown %s\n' % value)
+    assert rc != 0, out
+    assert 'ATRLDAPHoldDown:' in out and 'is not an integer from 0 to 3600' in out, out
+    assert 'Syntax OK' not in out
+
+
+def test_hold_down_bounds_pass_the_config_test(workdir, store, directories):
+    h = Httpd(str(workdir / 'hold-down-config'), store, slapd=Directories(*directories))
+    for value in ('0', '3600', '30'):
+        rc, out = h.config_test('ATRLDAPHoldDown %s\n' % value)
+        assert rc == 0, (value, out)
+        assert 'Syntax OK' in out, out

@@ -11,6 +11,7 @@
 #include <apr_dbd.h>
 #include "check_atr.h"
 #include "atr_db.h"
+#include "atr_id.h"
 #include "atr_job.h"
 
 static apr_pool_t *pool;
@@ -95,6 +96,32 @@ START_TEST(create_and_get)
     ck_assert_str_eq(job->tx_time, "2027-01-15T08:00:00.000Z");
     ck_assert_int_eq(job->attempts, 0);
     ck_assert_int_eq(atr_job_get(&job, db, "0123456789abcdef0123456789abcdef", pool), APR_NOTFOUND);
+}
+END_TEST
+
+/* Job ids, claim keys (atr_job_new_id) and export run keys (atr_id_hex) come from one
+ * helper: 2 * nbytes lower-case hex digits, a new value each call, bounded sizes */
+START_TEST(random_ids)
+{
+    const char *a = NULL, *b = NULL, *c = (const char *)1;
+
+    ck_assert_int_eq(atr_job_new_id(&a, pool), APR_SUCCESS);
+    ck_assert_int_eq(atr_job_new_id(&b, pool), APR_SUCCESS);
+    ck_assert_uint_eq(strlen(a), 32);
+    ck_assert_uint_eq(strspn(a, "0123456789abcdef"), 32);
+    ck_assert_str_ne(a, b);
+    ck_assert_int_eq(atr_id_hex(&a, 12, pool), APR_SUCCESS);
+    ck_assert_uint_eq(strlen(a), 24);
+    ck_assert_uint_eq(strspn(a, "0123456789abcdef"), 24);
+    ck_assert_int_eq(atr_id_hex(&a, 1, pool), APR_SUCCESS);
+    ck_assert_uint_eq(strlen(a), 2);
+    ck_assert_int_eq(atr_id_hex(&a, 64, pool), APR_SUCCESS);
+    ck_assert_uint_eq(strlen(a), 128);
+    ck_assert_int_eq(atr_id_hex(&c, 0, pool), APR_EINVAL);
+    ck_assert_ptr_null(c);
+    c = (const char *)1;
+    ck_assert_int_eq(atr_id_hex(&c, 65, pool), APR_EINVAL);
+    ck_assert_ptr_null(c);
 }
 END_TEST
 
@@ -327,6 +354,7 @@ Suite *job_suite(void)
     TCase *tc = tcase_create("job");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, create_and_get);
+    tcase_add_test(tc, random_ids);
     tcase_add_test(tc, one_active_job_per_client_and_group);
     tcase_add_test(tc, claim_oldest_first_and_node_limit);
     tcase_add_test(tc, stale_job_is_claimed_again);

@@ -1,4 +1,4 @@
-/* atr_json (parsing with positions, OperationOutcome) and atr_time. */
+/* atr_json (parsing with positions, getters, extension lookup, OperationOutcome) and atr_time. */
 #include <string.h>
 #include <apr_pools.h>
 #include <apr_strings.h>
@@ -74,6 +74,27 @@ START_TEST(json_getters)
     ck_assert_str_eq(atr_json_path_str(j, "meta", "versionId", NULL), "3");
     ck_assert_ptr_null(atr_json_path_str(j, "meta", "n", NULL));
     ck_assert_ptr_null(atr_json_path_str(j, "s", "deeper", NULL));
+}
+END_TEST
+
+START_TEST(json_ext_find)
+{
+    /* The first extension with the url wins; elements without a string url are passed over. */
+    const char *text = "{\"extension\":[{\"valueCode\":\"nourl\"},{\"url\":5},"
+                       "{\"url\":\"http://x/a\",\"valueCode\":\"a1\"},"
+                       "{\"url\":\"http://x/b\",\"valueCode\":\"b\"},"
+                       "{\"url\":\"http://x/a\",\"valueCode\":\"a2\"}],"
+                       "\"notarray\":{\"extension\":{\"url\":\"http://x/a\"}}}";
+    json_t *j;
+
+    ck_assert_int_eq(atr_json_parse(&j, text, strlen(text), NULL, pool), APR_SUCCESS);
+    ck_assert_str_eq(atr_json_str(atr_json_ext_find(j, "http://x/a"), "valueCode"), "a1");
+    ck_assert_str_eq(atr_json_str(atr_json_ext_find(j, "http://x/b"), "valueCode"), "b");
+    ck_assert_ptr_null(atr_json_ext_find(j, "http://x/c"));
+    ck_assert_ptr_null(atr_json_ext_find(j, "http://x/"));
+    ck_assert_ptr_null(atr_json_ext_find(json_object_get(j, "notarray"), "http://x/a"));
+    ck_assert_ptr_null(atr_json_ext_find(json_object_get(j, "extension"), "http://x/a"));
+    ck_assert_ptr_null(atr_json_ext_find(NULL, "http://x/a"));
 }
 END_TEST
 
@@ -255,6 +276,7 @@ Suite *json_suite(void)
     tcase_add_test(tc, json_parse_error_position);
     tcase_add_test(tc, json_parse_rejects_duplicates_and_garbage);
     tcase_add_test(tc, json_getters);
+    tcase_add_test(tc, json_ext_find);
     tcase_add_test(tc, json_operation_outcome);
     tcase_add_test(tc, jscan_compacts_like_jansson);
     tcase_add_test(tc, jscan_not_canonical);

@@ -572,7 +572,8 @@ static void capture_sink(void *baton, const char *file, int line, atr_log_level_
     apr_snprintf(c->text + n, sizeof(c->text) - n, "%s\n", message);
 }
 
-static atr_registry_t *live_registry(const char *uris)
+/* hold_down: atr_registry_conf_t's (0: the default 30 s) */
+static atr_registry_t *live_registry_hd(const char *uris, apr_interval_time_t hold_down)
 {
     atr_registry_conf_t conf;
     atr_registry_t *reg = NULL;
@@ -582,8 +583,14 @@ static atr_registry_t *live_registry(const char *uris)
     conf.timeout_ms = 300;
     conf.retries = 1;
     conf.cache_ttl = 0;   /* every call asks the directory */
+    conf.hold_down = hold_down;
     ck_assert_int_eq(atr_registry_create(&reg, &conf, pool), APR_SUCCESS);
     return reg;
+}
+
+static atr_registry_t *live_registry(const char *uris)
+{
+    return live_registry_hd(uris, 0);
 }
 
 static void expect_client(atr_registry_t *reg)
@@ -620,10 +627,14 @@ START_TEST(test_failover_to_second_uri)
 END_TEST
 
 /* A hung first server costs the timeout once, not on every new connection: it is held down
- * and the next connections go straight to the second URI. */
-START_TEST(test_hung_first_uri_is_held_down)
+ * and the next connections go straight to the second URI. The failover line says for how
+ * long: the default 30 s, or the configured hold-down (ATRLDAPHoldDown). With none
+ * (ATRLDAPHoldDown 0) every new connection tries the URIs in their order, so the hung server
+ * costs the timeout every time and nothing is said to be held. */
+static void hung_first_uri(apr_interval_time_t hold_down, int hung_accepts, const char *says)
 {
     fake_ldap_t hung, second;
+    log_capture_t *log = apr_pcalloc(pool, sizeof(*log));
     atr_registry_t *reg;
     int i;
 
@@ -633,14 +644,34 @@ START_TEST(test_hung_first_uri_is_held_down)
     second.close_after_search = 1;   /* every call needs a new connection */
     fake_start(&hung, 0);
     fake_start(&second, 0);
-    atr_log_set_sink(quiet_sink, NULL, ATR_LOG_DEBUG);
-    reg = live_registry(apr_pstrcat(pool, uri_of(hung.port), " ", uri_of(second.port), NULL));
+    atr_log_set_sink(capture_sink, log, ATR_LOG_DEBUG);
+    reg = live_registry_hd(apr_pstrcat(pool, uri_of(hung.port), " ", uri_of(second.port), NULL),
+                           hold_down);
     for (i = 0; i < 4; i++) expect_client(reg);
-    ck_assert_int_eq(hung.accepts, 1);
+    ck_assert_int_eq(hung.accepts, hung_accepts);
     ck_assert_int_eq(second.accepts, 4);
+    if (says) ck_assert_msg(strstr(log->text, says) != NULL, "no \"%s\" in:\n%s", says, log->text);
+    else ck_assert_ptr_null(strstr(log->text, "in the last"));
     atr_log_set_sink(NULL, NULL, ATR_LOG_NOTICE);
     fake_stop(&hung);
     fake_stop(&second);
+}
+
+START_TEST(test_hung_first_uri_is_held_down)
+{
+    hung_first_uri(0, 1, "did not answer in the last 30 s)");
+}
+END_TEST
+
+START_TEST(test_hung_first_uri_configured_hold_down)
+{
+    hung_first_uri(apr_time_from_sec(600), 1, "did not answer in the last 600 s)");
+}
+END_TEST
+
+START_TEST(test_no_hold_down_tries_first_uri_each_time)
+{
+    hung_first_uri(ATR_REGISTRY_NO_HOLD_DOWN, 4, NULL);
 }
 END_TEST
 
@@ -765,8 +796,10 @@ START_TEST(test_first_stops_while_pooled)
 END_TEST
 
 /* After a failover the registry goes back to the first server once its hold-down is over:
- * the connection to the second URI is not pooled again, the next one is opened to the first. */
-START_TEST(test_fails_back_to_first_uri)
+ * the connection to the second URI is not pooled again, the next one is opened to the first.
+ * With a 2 s hold-down (ATRLDAPHoldDown 2) that is after the 3 s wait; with the default 30 s,
+ * the same 3 s later everything still goes to the second. */
+static void fail_back(apr_interval_time_t hold_down)
 {
     fake_ldap_t first, second;
     atr_registry_t *reg;
@@ -778,7 +811,7 @@ START_TEST(test_fails_back_to_first_uri)
     port1 = closed_port();
     fake_start(&second, 0);
     atr_log_set_sink(capture_sink, log, ATR_LOG_DEBUG);
-    reg = live_registry(apr_pstrcat(pool, uri_of(port1), " ", uri_of(second.port), NULL));
+    reg = live_registry_hd(apr_pstrcat(pool, uri_of(port1), " ", uri_of(second.port), NULL), hold_down);
     expect_client(reg);
     ck_assert_int_eq(second.accepts, 1);
 
@@ -788,18 +821,37 @@ START_TEST(test_fails_back_to_first_uri)
     ck_assert_int_eq(first.accepts, 0);
     ck_assert_int_eq(second.searches, 2);
 
-    sleep(31);   /* past HOLD_DOWN_SEC (30) */
-    expect_client(reg);   /* still on the pooled connection, which is then closed */
+    sleep(3);
+    expect_client(reg);   /* still on the pooled connection (then closed when the hold-down is over) */
     ck_assert_int_eq(second.searches, 3);
-    ck_assert_ptr_nonnull(strstr(log->text, "ATR01001: LDAP connection to "));
     expect_client(reg);
     expect_client(reg);
-    ck_assert_int_eq(first.accepts, 1);
-    ck_assert_int_eq(first.searches, 2);
-    ck_assert_int_eq(second.searches, 3);
+    if (hold_down > 0 && hold_down < apr_time_from_sec(3)) {
+        ck_assert_ptr_nonnull(strstr(log->text, "ATR01001: LDAP connection to "));
+        ck_assert_int_eq(first.accepts, 1);
+        ck_assert_int_eq(first.searches, 2);
+        ck_assert_int_eq(second.searches, 3);
+    }
+    else {
+        ck_assert_ptr_null(strstr(log->text, "ATR01001: LDAP connection to "));
+        ck_assert_int_eq(first.accepts, 0);
+        ck_assert_int_eq(second.accepts, 1);
+        ck_assert_int_eq(second.searches, 5);
+    }
     atr_log_set_sink(NULL, NULL, ATR_LOG_NOTICE);
     fake_stop(&first);
     fake_stop(&second);
+}
+
+START_TEST(test_fails_back_to_first_uri)
+{
+    fail_back(apr_time_from_sec(2));
+}
+END_TEST
+
+START_TEST(test_default_hold_down_outlasts_a_short_wait)
+{
+    fail_back(0);
 }
 END_TEST
 
@@ -820,15 +872,18 @@ Suite *registry_suite(void)
     tcase_add_test(tc, test_unreachable_fails_closed);
     tcase_add_test(tc, test_failover_to_second_uri);
     tcase_add_test(tc, test_hung_first_uri_is_held_down);
+    tcase_add_test(tc, test_hung_first_uri_configured_hold_down);
+    tcase_add_test(tc, test_no_hold_down_tries_first_uri_each_time);
     tcase_add_test(tc, test_search_timeout_moves_to_second_uri);
     tcase_add_test(tc, test_all_down_then_first_back);
     tcase_add_test(tc, test_write_referred_by_replica_goes_to_provider);
     tcase_add_test(tc, test_first_stops_while_pooled);
     suite_add_tcase(s, tc);
-    tc = tcase_create("failback");   /* waits out the 30 s hold-down */
+    tc = tcase_create("failback");   /* waits 3 s past a 2 s hold-down, and the same within 30 s */
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 90);
+    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_fails_back_to_first_uri);
+    tcase_add_test(tc, test_default_hold_down_outlasts_a_short_wait);
     suite_add_tcase(s, tc);
     return s;
 }

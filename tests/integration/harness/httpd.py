@@ -168,7 +168,10 @@ class Httpd:
                 p.returncode, p.stdout + p.stderr, self.log_tail()))
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            if self._accepts():
+            # The port accepts before the detached parent has written its pid file: a stop or
+            # restart right after would find no pid, stop nothing, and `-k start` would then
+            # answer "already running" (exit 0), leaving the old config in place.
+            if self._accepts() and self.pid():
                 self.started_at = time.monotonic()
                 if self not in Httpd.running:
                     Httpd.running.append(self)
