@@ -156,7 +156,7 @@ static int connect_one(LDAP **pld, atr_registry_t *reg, const char *uri, const c
     return LDAP_SUCCESS;
 }
 
-/* Try uri after the others for the next conf.hold_down (ATRLDAPHoldDown): a URI that did not
+/* Try uri after the others for the next conf.hold_down (ATRRegistryHoldDown): a URI that did not
  * answer is still tried when none of the others answers, but with a hung first server every
  * new connection would otherwise wait the whole timeout on it before reaching a replica.
  * A hold-down of 0 (none) leaves the order alone. */

@@ -213,7 +213,7 @@ static const char *set_srv_int(cmd_parms *cmd, void *dconf, const char *arg)
 {
     static const struct { const char *name; int min, max; } ranges[] = {
         { "ATRRegistryTimeout", 1, 300 }, { "ATRRegistryRetries", 0, 10 },
-        { "ATRRegistryCacheTTL", 0, 86400 }, { "ATRLDAPHoldDown", 0, 3600 },
+        { "ATRRegistryCacheTTL", 0, 86400 }, { "ATRRegistryHoldDown", 0, 3600 },
         { "ATRTokenLifetime", 1, 3600 },
         { "ATRJWKSTimeout", 1, 300 }, { "ATRJWKSMaxBytes", 1024, 16 * 1024 * 1024 },
         { "ATRExportMaxJobs", 0, 64 }, { "ATRExportRetention", 1, 30 * 86400 },
@@ -304,7 +304,7 @@ const command_rec atr_cmds[] = {
                   "further registry attempts after a failed one (default 2)"),
     AP_INIT_TAKE1("ATRRegistryCacheTTL", set_srv_int, SRV_OFF(registry_cache_ttl), RSRC_CONF,
                   "seconds a client entry is cached (default 60; 0 = no cache)"),
-    AP_INIT_TAKE1("ATRLDAPHoldDown", set_srv_int, SRV_OFF(ldap_hold_down), RSRC_CONF,
+    AP_INIT_TAKE1("ATRRegistryHoldDown", set_srv_int, SRV_OFF(ldap_hold_down), RSRC_CONF,
                   "seconds an LDAP URI that did not answer is tried after the others (default 30; "
                   "0 = none)"),
     AP_INIT_TAKE1("ATRTokenKeyFile", set_srv_path, SRV_OFF(token_key_file), RSRC_CONF,

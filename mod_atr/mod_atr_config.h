@@ -25,7 +25,7 @@ typedef struct atr_srv_conf_t {
     int registry_timeout;       /* ATRRegistryTimeout, s (-1: unset) */
     int registry_retries;       /* ATRRegistryRetries (-1: unset) */
     int registry_cache_ttl;     /* ATRRegistryCacheTTL, s (-1: unset) */
-    int ldap_hold_down;         /* ATRLDAPHoldDown, s (-1: unset; 0 = none) */
+    int ldap_hold_down;         /* ATRRegistryHoldDown, s (-1: unset; 0 = none) */
     const char *token_key_file; /* ATRTokenKeyFile */
     int token_lifetime;         /* ATRTokenLifetime, s (-1: unset) */
     int jwks_timeout;           /* ATRJWKSTimeout, s (-1: unset) */

@@ -19,12 +19,6 @@
 
 #define SUB_BODY_MAX (64 * 1024)
 
-static int store_unavailable(request_rec *r)
-{
-    return atr_http_oo(r, HTTP_SERVICE_UNAVAILABLE, "transient", NULL,
-                       "the store is not available; try again later");
-}
-
 static int answer(request_rec *r, const char *base, const atr_sub_t *sub, int status)
 {
     apr_table_setn(r->headers_out, "Location", apr_pstrcat(r->pool, base, "/Subscription/", sub->id, NULL));
@@ -67,9 +61,9 @@ static int do_put(request_rec *r, const char *base, atr_authz_t *az, const char 
     if (atr_sub_parse(&sub, body, id, atr_conf_sub_allow_loopback_http(r->server), &err, r->pool) != APR_SUCCESS) {
         return atr_http_oo(r, HTTP_BAD_REQUEST, "invalid", NULL, "%s", err);
     }
-    if (atr_mod_db(&db, r) != APR_SUCCESS) return store_unavailable(r);
+    if (atr_mod_db(&db, r) != APR_SUCCESS) return atr_http_store_unavailable(r);
     ok = entitled(r, az, db, sub->group_id);
-    if (ok < 0) return store_unavailable(r);
+    if (ok < 0) return atr_http_store_unavailable(r);
     if (!ok) {
         /* SUB-02 says 401; a Group that does not exist answers the same (D1) */
         apr_table_setn(r->headers_out, "WWW-Authenticate",
@@ -86,7 +80,7 @@ static int do_put(request_rec *r, const char *base, atr_authz_t *az, const char 
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "ATR00870: storing Subscription/%s failed: %s", id,
                       atr_db_error(db, rv));
-        return store_unavailable(r);
+        return atr_http_store_unavailable(r);
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "ATR00871: Subscription/%s on Group/%s %s by client %s", id,
                   sub->group_id, created ? "created" : "updated", az->client_id);
@@ -100,9 +94,9 @@ static int do_get(request_rec *r, const char *base, atr_authz_t *az, const char 
     apr_status_t rv;
 
     if (atr_authz_need(r, az, "Subscription", ATR_PERM_R) != OK) return OK;
-    if (atr_mod_db(&db, r) != APR_SUCCESS) return store_unavailable(r);
+    if (atr_mod_db(&db, r) != APR_SUCCESS) return atr_http_store_unavailable(r);
     rv = atr_sub_get(&sub, db, id, r->pool);
-    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) return store_unavailable(r);
+    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) return atr_http_store_unavailable(r);
     if (rv == APR_NOTFOUND || strcmp(sub->client_id, az->client_id)) {
         return atr_http_oo(r, HTTP_NOT_FOUND, "not-found", NULL, "Subscription/%s is not known", id);
     }

@@ -24,12 +24,6 @@
 
 #define RECON_BODY_MAX (1024 * 1024)
 
-static int store_unavailable(request_rec *r)
-{
-    return atr_http_oo(r, HTTP_SERVICE_UNAVAILABLE, "transient", NULL,
-                       "the store is not available; try again later");
-}
-
 /* Read an optional FHIR JSON body; OK or answered (returns the status answered, != OK). */
 static int read_json_body(request_rec *r, const char *what, const char **pbody)
 {
@@ -73,7 +67,7 @@ static int answer_group(request_rec *r, const char *base, atr_db_t *db, const ch
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "ATR00850: reading Group/%s after a change failed: %s",
                       id, atr_db_error(db, rv));
-        return store_unavailable(r);
+        return atr_http_store_unavailable(r);
     }
     set_version_headers(r, base, res);
     r->status = status;
@@ -87,7 +81,7 @@ static int answer_group(request_rec *r, const char *base, atr_db_t *db, const ch
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "ATR00851: sending Group/%s failed: %s", id,
                       atr_db_error(db, rv));
-        if (!ho.started) return store_unavailable(r);
+        if (!ho.started) return atr_http_store_unavailable(r);
         atr_http_out_abort(&ho);
     }
     return OK;
@@ -110,7 +104,7 @@ static int do_create(request_rec *r, const char *base, atr_authz_t *az)
         return atr_http_oo(r, !strcmp(code, "business-rule") ? HTTP_UNPROCESSABLE_ENTITY : HTTP_BAD_REQUEST,
                            code, NULL, "%s", err);
     }
-    if (atr_mod_db(&db, r) != APR_SUCCESS) return store_unavailable(r);
+    if (atr_mod_db(&db, r) != APR_SUCCESS) return atr_http_store_unavailable(r);
     /* link first: a link to a Group that never got stored is harmless (entitlement only
      * counts existing Groups), a stored Group its creator cannot read is not */
     rv = atr_recon_link(atr_conf_registry(r->server), az->client_id, id, &err, r->pool);
@@ -122,7 +116,7 @@ static int do_create(request_rec *r, const char *base, atr_authz_t *az)
     rv = atr_recon_create(&version, db, group, az->client_id, r->request_time, &err, r->pool);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "ATR00852: creating Group/%s failed: %s", id, err ? err : "");
-        return store_unavailable(r);
+        return atr_http_store_unavailable(r);
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "ATR00853: Group/%s (%s) created by client %s", id,
                   atr_recon_list_status(group), az->client_id);
@@ -161,7 +155,7 @@ static int refusal(request_rec *r, atr_recon_op_e op, const atr_recon_result_t *
         return atr_http_oo(r, op == ATR_RECON_STATUS ? HTTP_NOT_FOUND : HTTP_UNPROCESSABLE_ENTITY,
                            "not-found", NULL, "%s", text);
     default:
-        return store_unavailable(r);
+        return atr_http_store_unavailable(r);
     }
 }
 
@@ -198,7 +192,7 @@ static int do_status(request_rec *r, const char *base, atr_authz_t *az, atr_db_t
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "ATR00854: $attribution-status of Group/%s failed: %s", id,
                       atr_db_error(db, rv));
-        if (!ho.started) return store_unavailable(r);
+        if (!ho.started) return atr_http_store_unavailable(r);
         atr_http_out_abort(&ho);
     }
     return OK;
@@ -226,11 +220,11 @@ static int do_operation(request_rec *r, const char *base, atr_authz_t *az, const
     if (atr_recon_params_parse(&pa, op, body, &code, &err, r->pool) != APR_SUCCESS) {
         return atr_http_oo(r, HTTP_BAD_REQUEST, code, NULL, "%s", err);
     }
-    if (atr_mod_db(&db, r) != APR_SUCCESS) return store_unavailable(r);
-    if (atr_authz_groups(&groups, az, db, r) != APR_SUCCESS) return store_unavailable(r);
+    if (atr_mod_db(&db, r) != APR_SUCCESS) return atr_http_store_unavailable(r);
+    if (atr_authz_groups(&groups, az, db, r) != APR_SUCCESS) return atr_http_store_unavailable(r);
     if (!atr_entitle_has(groups, id)) {
         /* its creator may reach it before every process's registry cache sees the link */
-        if (atr_recon_is_owner(&owner, db, id, az->client_id, r->pool) != APR_SUCCESS) return store_unavailable(r);
+        if (atr_recon_is_owner(&owner, db, id, az->client_id, r->pool) != APR_SUCCESS) return atr_http_store_unavailable(r);
         if (!owner) return atr_http_oo(r, HTTP_NOT_FOUND, "not-found", NULL, "Group/%s is not known", id);
     }
     switch (op) {
@@ -250,7 +244,7 @@ static int do_operation(request_rec *r, const char *base, atr_authz_t *az, const
         if (res.err == ATR_RECON_E_STORE || rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "ATR00855: %s on Group/%s failed: %s", name, id,
                           res.text ? res.text : "store error");
-            return store_unavailable(r);
+            return atr_http_store_unavailable(r);
         }
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "ATR00856: %s on Group/%s refused for client %s: %s", name, id,
                       az->client_id, res.text ? res.text : "");

@@ -5,7 +5,7 @@ harness/slapd_repl.py, configured as docs/registry.md "Replicas and failover" sh
 httpd of its own whose ``ATRRegistryURL`` lists the provider first, then the replica, with
 ``ATRRegistryCacheTTL 0`` (every request reads the directory, so no cache hides a failover),
 ``ATRRegistryTimeout 1`` and ``ATRRegistryRetries 1``. A URI that did not answer is tried
-after the others for 30 s (``ATRLDAPHoldDown``'s default), so each test gets a freshly started
+after the others for 30 s (``ATRRegistryHoldDown``'s default), so each test gets a freshly started
 httpd.
 
 Every test starts with both servers running and the replica holding every Consumer the
@@ -339,13 +339,13 @@ def test_atrctl_writes_need_the_provider(provider, replica, tmp_path):
 @pytest.mark.parametrize('hold_down', [2, None])
 def test_hold_down_sets_when_the_provider_is_used_again(provider, replica, consumer, fo_httpd,
                                                         hold_down):
-    """ATRLDAPHoldDown: after a failover, an httpd child keeps its connection to the replica
+    """ATRRegistryHoldDown: after a failover, an httpd child keeps its connection to the replica
     while the provider is held down, and closes it (ATR01001) once the hold-down is over, so
     that its next connection goes to the provider again. 3 s after the provider is back that
-    has happened with ATRLDAPHoldDown 2, and not with the default 30 s. The reads share one
+    has happened with ATRRegistryHoldDown 2, and not with the default 30 s. The reads share one
     keep-alive connection, so one child serves them all."""
     fo_httpd.restart(FAILOVER_DIRECTIVES + ONE_CHILD + 'KeepAliveTimeout 30\n'
-                     + ('ATRLDAPHoldDown %d\n' % hold_down if hold_down is not None else ''))
+                     + ('ATRRegistryHoldDown %d\n' % hold_down if hold_down is not None else ''))
     token = assert_token(consumer.token_response(scope=SCOPE))
     session = requests.Session()
 
@@ -370,18 +370,18 @@ def test_hold_down_sets_when_the_provider_is_used_again(provider, replica, consu
 
 @pytest.mark.parametrize('value', ['3601', '-1', 'soon', '2.5', '1e3'])
 def test_invalid_hold_down_fails_the_config_test(workdir, store, directories, value):
-    """ATRLDAPHoldDown takes whole seconds from 0 to 3600; anything else stops httpd at the
+    """ATRRegistryHoldDown takes whole seconds from 0 to 3600; anything else stops httpd at the
     configuration test with the directive's name."""
     h = Httpd(str(workdir / 'hold-down-config'), store, slapd=Directories(*directories))
-    rc, out = h.config_test('ATRLDAPHoldDown %s\n' % value)
+    rc, out = h.config_test('ATRRegistryHoldDown %s\n' % value)
     assert rc != 0, out
-    assert 'ATRLDAPHoldDown:' in out and 'is not an integer from 0 to 3600' in out, out
+    assert 'ATRRegistryHoldDown:' in out and 'is not an integer from 0 to 3600' in out, out
     assert 'Syntax OK' not in out
 
 
 def test_hold_down_bounds_pass_the_config_test(workdir, store, directories):
     h = Httpd(str(workdir / 'hold-down-config'), store, slapd=Directories(*directories))
     for value in ('0', '3600', '30'):
-        rc, out = h.config_test('ATRLDAPHoldDown %s\n' % value)
+        rc, out = h.config_test('ATRRegistryHoldDown %s\n' % value)
         assert rc == 0, (value, out)
         assert 'Syntax OK' in out, out

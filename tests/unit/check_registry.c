@@ -628,8 +628,8 @@ END_TEST
 
 /* A hung first server costs the timeout once, not on every new connection: it is held down
  * and the next connections go straight to the second URI. The failover line says for how
- * long: the default 30 s, or the configured hold-down (ATRLDAPHoldDown). With none
- * (ATRLDAPHoldDown 0) every new connection tries the URIs in their order, so the hung server
+ * long: the default 30 s, or the configured hold-down (ATRRegistryHoldDown). With none
+ * (ATRRegistryHoldDown 0) every new connection tries the URIs in their order, so the hung server
  * costs the timeout every time and nothing is said to be held. */
 static void hung_first_uri(apr_interval_time_t hold_down, int hung_accepts, const char *says)
 {
@@ -797,7 +797,7 @@ END_TEST
 
 /* After a failover the registry goes back to the first server once its hold-down is over:
  * the connection to the second URI is not pooled again, the next one is opened to the first.
- * With a 2 s hold-down (ATRLDAPHoldDown 2) that is after the 3 s wait; with the default 30 s,
+ * With a 2 s hold-down (ATRRegistryHoldDown 2) that is after the 3 s wait; with the default 30 s,
  * the same 3 s later everything still goes to the second. */
 static void fail_back(apr_interval_time_t hold_down)
 {
