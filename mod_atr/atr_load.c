@@ -13,12 +13,17 @@
 
 typedef struct load_ctx_t {
     atr_db_t *db;
+    atr_store_bulk_t *bulk;   /* the file's writes, batched where the store allows */
     atr_load_stats_t st;
     const char *path;
 } load_ctx_t;
 
-static void count(load_ctx_t *ctx, int version, int changed)
+/* Called by the store once a resource is written (with batching, some lines later). */
+static void count(void *baton, const char *type, const char *id, int version, int changed)
 {
+    load_ctx_t *ctx = baton;
+    (void)type;
+    (void)id;
     ctx->st.resources++;
     if (!changed) ctx->st.unchanged++;
     else if (version == 1) ctx->st.created++;
@@ -27,13 +32,7 @@ static void count(load_ctx_t *ctx, int version, int changed)
 
 static apr_status_t put_one(load_ctx_t *ctx, json_t *res, const char **perr, apr_pool_t *p)
 {
-    int version = 0, changed = 0;
-    apr_status_t rv;
-
-    rv = atr_store_put(&version, &changed, ctx->db, res, apr_time_now(), perr, p);
-    if (rv != APR_SUCCESS) return rv;
-    count(ctx, version, changed);
-    return APR_SUCCESS;
+    return atr_store_bulk_put(ctx->bulk, res, apr_time_now(), perr, p);
 }
 
 /* Members of a scanned Group line, cut out of the text one at a time. */
@@ -74,8 +73,6 @@ static apr_status_t load_scanned(int *phandled, load_ctx_t *ctx, char *line, con
     json_t *parsed = NULL;
     atr_store_members_t ms, *msp = NULL;
     span_members_t sm;
-    int version = 0, changed = 0;
-    apr_status_t rv;
 
     *phandled = 0;
     if (!sc->canonical || sc->meta_version) return APR_SUCCESS;
@@ -111,9 +108,7 @@ static apr_status_t load_scanned(int *phandled, load_ctx_t *ctx, char *line, con
         atr_json_pool_own(parsed, p);
     }
     *phandled = 1;
-    rv = atr_store_put_text(&version, &changed, ctx->db, type, id, body, parsed, msp, apr_time_now(), perr, p);
-    if (rv == APR_SUCCESS) count(ctx, version, changed);
-    return rv;
+    return atr_store_bulk_put_text(ctx->bulk, type, id, body, parsed, msp, apr_time_now(), perr, p);
 }
 
 /* A resource, or a Bundle whose entries' resources are loaded. */
@@ -199,6 +194,11 @@ apr_status_t atr_load_file(atr_load_stats_t *stats, atr_db_t *db, const char *pa
         if (perr) *perr = apr_psprintf(p, "%s: cannot start a transaction: %s", path, atr_db_error(db, 1));
         goto leave;
     }
+    rv = atr_store_bulk_create(&ctx.bulk, db, count, &ctx, p);
+    if (rv != APR_SUCCESS) {
+        if (perr) *perr = apr_psprintf(p, "%s: cannot start writing: %s", path, atr_db_error(db, (int)rv));
+        goto leave;
+    }
 
     for (;;) {
         off_t start = ftello(f);
@@ -271,6 +271,12 @@ apr_status_t atr_load_file(atr_load_stats_t *stats, atr_db_t *db, const char *pa
             err = apr_pstrdup(p, err ? err : "cannot store");
             goto bad;
         }
+    }
+    /* the last batch: a store error here is still this file's, at its last line */
+    rv = atr_store_bulk_flush(ctx.bulk, &err, ptemp);
+    if (rv != APR_SUCCESS) {
+        err = apr_pstrdup(p, err ? err : "cannot store");
+        goto bad;
     }
     rv = atr_db_tx_end(tx);
     tx = NULL;

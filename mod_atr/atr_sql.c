@@ -7,8 +7,12 @@
 #include "atr_sql.h"
 
 /* PGSQL_ONLY statements first: atr_sql_statements hands sqlite3 the list after them. Each
- * is used only where the code asks db->driver_name (atr_job.c, atr_store.c). */
-#define PGSQL_ONLY 3
+ * is used only where the code asks db->driver_name (atr_job.c, atr_store.c), or, for the
+ * batched writes, where it is prepared (atr_store_batch.c). */
+#define PGSQL_ONLY 6
+/* A batched statement's rows: 1 + 2 x 125 = 251 (string literals joined by the preprocessor) */
+#define ATR_BATCH_X5(s) s s s s s
+#define ATR_BATCH_ROWS(row) row ATR_BATCH_X5(ATR_BATCH_X5(ATR_BATCH_X5(", " row ", " row)))
 static const atr_sql_stmt_t statements[] = {
     /* ---- pgsql only ---- */
     /* Job claiming across nodes (atr_job.c). Inside one transaction: first the node's advisory
@@ -32,6 +36,46 @@ static const atr_sql_stmt_t statements[] = {
      * commit, then reads the version it wrote (SQLite: BEGIN IMMEDIATE already serialises). */
     { "atr_res_lock",
       "SELECT version FROM atr_current WHERE rtype = %s AND id = %s FOR UPDATE" },
+    /* Batched writes (atr_store_batch.c): one round trip per batch of rows instead of one per
+     * row. A batched statement is a VALUES list of rows of the per-row arguments, as many rows
+     * as ATR_BATCH_ROWS writes (the batch layer counts them here); rows not filled are all
+     * NULL and skipped (the first column is never NULL in a real row). Parameters need no
+     * escaping or parsing on either side (a JSON array argument cost more to parse than the
+     * inserts). */
+    /* A load's resources, rows (n, rtype, id, last_updated, body), n the row's number, no
+     * (rtype, id) twice: each becomes its next version unless its body equals the current
+     * (not deleted) version's. Answers per row, by n: the version it had before, 1 when
+     * unchanged (nothing written). The rules of atr_store.c put_stored (atr_res_get_current,
+     * atr_res_insert, atr_cur_upsert) in one statement. The current version is read as the
+     * newest row of atr_resource (the store writes both tables together, so it is the one
+     * atr_current names): its primary key is the only index that can find it, where on
+     * atr_current the planner, misled by a small or unanalysed table, took the index on
+     * (rtype, last_updated) and read every row of the type for each resource. */
+    { "atr_res_put_batch",
+      "WITH j (n, rtype, id, last_updated, body) AS (VALUES " ATR_BATCH_ROWS("(%d, %s, %s, %s, %s)") "),"
+      " c AS (SELECT j.rtype, j.id, j.last_updated, j.body, j.n, COALESCE(r.version, 0) AS cv,"
+      " COALESCE(r.deleted = 0 AND r.body = j.body, FALSE) AS same FROM j"
+      " LEFT JOIN LATERAL (SELECT x.version, x.deleted, x.body FROM atr_resource x"
+      " WHERE x.rtype = j.rtype AND x.id = j.id ORDER BY x.version DESC LIMIT 1) r ON TRUE"
+      " WHERE j.n IS NOT NULL),"
+      " ins AS (INSERT INTO atr_resource (rtype, id, version, last_updated, deleted, body)"
+      " SELECT rtype, id, cv + 1, last_updated, 0, body FROM c WHERE NOT same),"
+      " upd AS (INSERT INTO atr_current (rtype, id, version, last_updated, deleted)"
+      " SELECT rtype, id, cv + 1, last_updated, 0 FROM c WHERE NOT same"
+      " ON CONFLICT (rtype, id) DO UPDATE SET version = excluded.version,"
+      " last_updated = excluded.last_updated, deleted = excluded.deleted)"
+      " SELECT cv, CASE WHEN same THEN 1 ELSE 0 END FROM c ORDER BY n" },
+    /* Run first in a transaction that sends atr_res_put_batch, for that transaction only
+     * (is_local): a prepared statement keeps the plan made for the table it first saw, and
+     * for a fresh or small table that is a scan of the whole table, run for every resource
+     * while the table grows by a million rows within this very load. */
+    { "atr_res_put_batch_plan",
+      "SELECT set_config('enable_seqscan', 'off', true)" },
+    /* Group member rows, as atr_mem_insert's arguments */
+    { "atr_mem_insert_batch",
+      "INSERT INTO atr_group_member (group_id, version, seq, entity_ref, provider_ref, coverage_ref,"
+      " change_type, inactive, period_start, period_end, body) SELECT * FROM (VALUES "
+      ATR_BATCH_ROWS("(%s, %d, %d, %s, %s, %s, %s, %d, %s, %s, %s)") ") AS v WHERE v.column1 IS NOT NULL" },
 
     /* ---- every driver ---- */
     /* schema */

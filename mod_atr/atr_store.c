@@ -1,8 +1,11 @@
 /* Versioned resources; Group members as rows, never one blob. */
 #include <stdlib.h>
 #include <string.h>
+#include <apr_hash.h>
 #include <apr_strings.h>
+#include <apr_tables.h>
 #include "atr_store.h"
+#include "atr_store_batch.h"
 #include "atr_fhir.h"
 #include "atr_jscan.h"
 #include "atr_json.h"
@@ -256,14 +259,19 @@ static int member_fields_fast(const char **args, const char *t, apr_pool_t *p)
     return args[3] != NULL && *args[3];
 }
 
+/* Member rows go through a batch: one statement per row on SQLite, one per
+ * batch of rows on PostgreSQL (a million-member Group was a million round trips). */
 static apr_status_t insert_members(const char **perr, atr_db_t *db, const char *group_id, const char *version,
                                    const atr_store_members_t *ms, apr_pool_t *p)
 {
-    apr_pool_t *ptemp;
+    apr_pool_t *pbatch, *ptemp;
+    atr_store_batch_t *batch;
     apr_status_t rv = APR_SUCCESS;
-    apr_size_t i;
+    apr_size_t i, first, count;
 
-    apr_pool_create(&ptemp, p);
+    apr_pool_create(&pbatch, p);
+    apr_pool_create(&ptemp, pbatch);
+    atr_store_batch_create(&batch, db, "atr_mem_insert", "atr_mem_insert_batch", 11, NULL, NULL, pbatch);
     for (i = 0; ms && i < ms->count; i++) {
         const char *args[11], *body = NULL;
         json_t *m, *e;
@@ -271,7 +279,7 @@ static apr_status_t insert_members(const char **perr, atr_db_t *db, const char *
 
         apr_pool_clear(ptemp);
         rv = ms->get(ms->baton, i, &body, ptemp);
-        if (rv != APR_SUCCESS) break;
+        if (rv != APR_SUCCESS) goto leave;
         args[0] = group_id;
         args[1] = version;
         args[2] = apr_ltoa(ptemp, (long)i + 1);
@@ -281,11 +289,11 @@ static apr_status_t insert_members(const char **perr, atr_db_t *db, const char *
         if (!m) {
             *perr = apr_psprintf(p, "Group/%s: member[%lu] is not valid JSON", group_id, (unsigned long)i);
             rv = APR_EINVAL;
-            break;
+            goto leave;
         }
         atr_json_pool_own(m, ptemp);
         rv = check_member(perr, m, group_id, i, p);
-        if (rv != APR_SUCCESS) break;
+        if (rv != APR_SUCCESS) goto leave;
         args[3] = atr_json_path_str(m, "entity", "reference", NULL);
         e = ext_find(m, ATR_EXT_PROVIDER);
         args[4] = e ? atr_json_path_str(e, "valueReference", "reference", NULL) : NULL;
@@ -297,14 +305,23 @@ static apr_status_t insert_members(const char **perr, atr_db_t *db, const char *
         args[8] = atr_json_path_str(m, "period", "start", NULL);
         args[9] = atr_json_path_str(m, "period", "end", NULL);
 insert:
-        rv = atr_db_exec(db, NULL, "atr_mem_insert", ptemp, 11, args);
-        if (rv != APR_SUCCESS) {
-            *perr = apr_psprintf(p, "store error writing Group/%s member %lu: %s", group_id, (unsigned long)i + 1,
-                                 atr_db_error(db, (int)rv));
-            break;
-        }
+        rv = atr_store_batch_add(batch, args, ptemp);
+        if (rv != APR_SUCCESS) goto store_error;
     }
-    apr_pool_destroy(ptemp);
+    rv = atr_store_batch_flush(batch, ptemp);
+    if (rv == APR_SUCCESS) goto leave;
+store_error:
+    atr_store_batch_failed(batch, &first, &count);
+    if (count <= 1) {
+        *perr = apr_psprintf(p, "store error writing Group/%s member %lu: %s", group_id, (unsigned long)first + 1,
+                             atr_db_error(db, (int)rv));
+    }
+    else {
+        *perr = apr_psprintf(p, "store error writing Group/%s members %lu to %lu: %s", group_id,
+                             (unsigned long)first + 1, (unsigned long)(first + count), atr_db_error(db, (int)rv));
+    }
+leave:
+    apr_pool_destroy(pbatch);
     return rv;
 }
 
@@ -554,34 +571,65 @@ static apr_status_t json_member_get(void *baton, apr_size_t i, const char **pjso
     return *pjson ? APR_SUCCESS : APR_ENOMEM;
 }
 
+/* atr_store_put's checks and stored form: type, id, body, and the members as text. */
+static apr_status_t prepare_json(const char **ptype, const char **pid, const char **pbody, int *pis_group,
+                                 atr_store_members_t *ms, json_t *resource, const char **perr, apr_pool_t *p)
+{
+    json_t *members;
+    apr_status_t rv;
+
+    rv = validate(perr, resource, p);
+    if (rv != APR_SUCCESS) return rv;
+    *ptype = atr_json_str(resource, "resourceType");
+    *pid = atr_json_str(resource, "id");
+    *pis_group = !strcmp(*ptype, "Group");
+    *pbody = stored_body(resource, *pis_group, p);
+    if (!*pbody) {
+        *perr = "cannot serialise the resource";
+        return APR_EINVAL;
+    }
+    members = *pis_group ? json_object_get(resource, "member") : NULL;
+    ms->count = json_array_size(members);
+    ms->get = json_member_get;
+    ms->baton = members;
+    return APR_SUCCESS;
+}
+
+/* atr_store_put_text's checks. */
+static apr_status_t check_text(const char **perr, const char *type, const char *id, const json_t *parsed,
+                               apr_pool_t *p)
+{
+    if (!atr_fhir_is_type(type)) {
+        *perr = apr_psprintf(p, "resourceType %s is not one mod_atr stores (Group, Patient, Coverage, "
+                             "RelatedPerson, Practitioner, PractitionerRole, Organization, Location)",
+                             type ? type : "(none)");
+        return APR_EINVAL;
+    }
+    if (!atr_fhir_is_id(id)) {
+        *perr = apr_psprintf(p, "%s id \"%s\" is not a valid FHIR id ([A-Za-z0-9-.]{1,64})", type, id ? id : "");
+        return APR_EINVAL;
+    }
+    if (!strcmp(type, "Group") && !json_is_object(parsed)) {
+        *perr = "Group body not given parsed";
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
+
 apr_status_t atr_store_put(int *pversion, int *pchanged, atr_db_t *db, json_t *resource,
                            apr_time_t now, const char **perr, apr_pool_t *p)
 {
     const char *type, *id, *body, *errs = NULL;
     atr_store_members_t ms;
-    json_t *members;
     int is_group;
     apr_status_t rv;
 
     *pversion = 0;
     *pchanged = 0;
-    rv = validate(&errs, resource, p);
-    if (rv != APR_SUCCESS) goto leave;
-    type = atr_json_str(resource, "resourceType");
-    id = atr_json_str(resource, "id");
-    is_group = !strcmp(type, "Group");
-    body = stored_body(resource, is_group, p);
-    if (!body) {
-        errs = "cannot serialise the resource";
-        rv = APR_EINVAL;
-        goto leave;
+    rv = prepare_json(&type, &id, &body, &is_group, &ms, resource, &errs, p);
+    if (rv == APR_SUCCESS) {
+        rv = put_stored(pversion, pchanged, db, type, id, body, is_group ? resource : NULL, &ms, now, &errs, p);
     }
-    members = is_group ? json_object_get(resource, "member") : NULL;
-    ms.count = json_array_size(members);
-    ms.get = json_member_get;
-    ms.baton = members;
-    rv = put_stored(pversion, pchanged, db, type, id, body, is_group ? resource : NULL, &ms, now, &errs, p);
-leave:
     if (perr) *perr = rv == APR_SUCCESS ? NULL : errs;
     return rv;
 }
@@ -592,24 +640,181 @@ apr_status_t atr_store_put_text(int *pversion, int *pchanged, atr_db_t *db, cons
                                 const char **perr, apr_pool_t *p)
 {
     const char *errs = NULL;
-    apr_status_t rv = APR_EINVAL;
     int is_group = type && !strcmp(type, "Group");
+    apr_status_t rv;
 
     *pversion = 0;
     *pchanged = 0;
-    if (!atr_fhir_is_type(type)) {
-        errs = apr_psprintf(p, "resourceType %s is not one mod_atr stores (Group, Patient, Coverage, "
-                            "RelatedPerson, Practitioner, PractitionerRole, Organization, Location)",
-                            type ? type : "(none)");
-    }
-    else if (!atr_fhir_is_id(id)) {
-        errs = apr_psprintf(p, "%s id \"%s\" is not a valid FHIR id ([A-Za-z0-9-.]{1,64})", type, id ? id : "");
-    }
-    else if (is_group && !json_is_object(parsed)) {
-        errs = "Group body not given parsed";
-    }
-    else {
+    rv = check_text(&errs, type, id, parsed, p);
+    if (rv == APR_SUCCESS) {
         rv = put_stored(pversion, pchanged, db, type, id, body, is_group ? parsed : NULL, members, now, &errs, p);
+    }
+    if (perr) *perr = rv == APR_SUCCESS ? NULL : errs;
+    return rv;
+}
+
+/* ---- many writes (a loaded file) ---- */
+
+struct atr_store_bulk_t {
+    atr_db_t *db;
+    atr_store_bulk_cb *done;
+    void *baton;
+    atr_store_batch_t *batch;      /* NULL: every resource is written at once (put_stored) */
+    apr_pool_t *pool;              /* the pending resources' names; cleared once they are sent */
+    apr_hash_t *pending;           /* "type/id" of the pending resources */
+    apr_array_header_t *names;     /* type, id of each pending resource, in order */
+    apr_size_t base;               /* batch row index of the first pending resource */
+};
+
+static void bulk_reset(atr_store_bulk_t *b)
+{
+    if (b->names) b->base += (apr_size_t)b->names->nelts / 2;
+    apr_pool_clear(b->pool);
+    b->pending = apr_hash_make(b->pool);
+    b->names = apr_array_make(b->pool, 512, sizeof(const char *));
+}
+
+/* One answer row of atr_res_put_batch: the version the resource had, 1 when unchanged. */
+static apr_status_t bulk_row(void *baton, apr_size_t index, atr_db_rows_t *rows, apr_dbd_row_t *row,
+                             apr_pool_t *ptemp)
+{
+    atr_store_bulk_t *b = baton;
+    apr_size_t k = index - b->base;
+    const char *type, *id, *v, *same;
+    int version, changed;
+
+    if (index < b->base || 2 * k + 1 >= (apr_size_t)b->names->nelts) return APR_EGENERAL;
+    type = APR_ARRAY_IDX(b->names, 2 * k, const char *);
+    id = APR_ARRAY_IDX(b->names, 2 * k + 1, const char *);
+    v = atr_db_col(rows, row, 0);
+    same = atr_db_col(rows, row, 1);
+    version = v ? atoi(v) : 0;
+    changed = !(same && !strcmp(same, "1"));
+    if (changed) {
+        version++;
+        atr_log_perror(ATR_LOG_MARK, ATR_LOG_TRACE1, APR_SUCCESS, ptemp, "ATR01012: stored %s/%s version %d",
+                       type, id, version);
+    }
+    if (b->done) b->done(b->baton, type, id, version, changed);
+    return APR_SUCCESS;
+}
+
+static apr_status_t bulk_store_error(const char **perr, atr_store_bulk_t *b, apr_status_t rv, apr_pool_t *p)
+{
+    apr_size_t first = 0, count = 0, k;
+    const char *what = "resources";
+
+    atr_store_batch_failed(b->batch, &first, &count);
+    k = first - b->base;
+    if (first >= b->base && 2 * k + 1 < (apr_size_t)b->names->nelts) {
+        what = apr_psprintf(p, "%s/%s", APR_ARRAY_IDX(b->names, 2 * k, const char *),
+                            APR_ARRAY_IDX(b->names, 2 * k + 1, const char *));
+        if (count > 1) what = apr_psprintf(p, "%s and the %lu resources after it", what, (unsigned long)count - 1);
+    }
+    if (perr) *perr = apr_psprintf(p, "store error writing %s: %s", what, atr_db_error(b->db, (int)rv));
+    atr_log_perror(ATR_LOG_MARK, ATR_LOG_ERR, rv, p, "ATR01013: cannot store %s: %s", what,
+                   atr_db_error(b->db, (int)rv));
+    return rv;
+}
+
+apr_status_t atr_store_bulk_create(atr_store_bulk_t **pbulk, atr_db_t *db, atr_store_bulk_cb *done, void *baton,
+                                   apr_pool_t *p)
+{
+    atr_store_bulk_t *b = apr_pcalloc(p, sizeof(*b));
+
+    b->db = db;
+    b->done = done;
+    b->baton = baton;
+    if (atr_store_batch_rows(db, "atr_res_put_batch", 5) > 0) {
+        atr_db_rows_t *rows;
+        apr_dbd_row_t *row;
+        apr_status_t rv = atr_db_select(&rows, db, "atr_res_put_batch_plan", p, 0, NULL);
+        if (rv != APR_SUCCESS) return rv;
+        while (atr_db_next(&row, rows) == APR_SUCCESS) {
+        }
+        atr_store_batch_create(&b->batch, db, NULL, "atr_res_put_batch", 5, bulk_row, b, p);
+        apr_pool_create(&b->pool, p);
+        bulk_reset(b);
+    }
+    *pbulk = b;
+    return APR_SUCCESS;
+}
+
+apr_status_t atr_store_bulk_flush(atr_store_bulk_t *b, const char **perr, apr_pool_t *p)
+{
+    apr_status_t rv;
+
+    if (perr) *perr = NULL;
+    if (!b->batch || !atr_store_batch_pending(b->batch)) return APR_SUCCESS;
+    rv = atr_store_batch_flush(b->batch, p);
+    if (rv != APR_SUCCESS) return bulk_store_error(perr, b, rv, p);
+    bulk_reset(b);
+    return APR_SUCCESS;
+}
+
+/* Write one resource, or queue it for the next batch (a repeat of a queued one sends the
+ * batch first, so that it is based on the version the first one writes). */
+static apr_status_t bulk_write(atr_store_bulk_t *b, const char *type, const char *id, const char *body,
+                               const json_t *group, const atr_store_members_t *ms, apr_time_t now,
+                               const char **perr, apr_pool_t *p)
+{
+    const char *args[5], *key;
+    apr_size_t klen;
+    apr_status_t rv;
+
+    if (!b->batch || group) {
+        int version = 0, changed = 0;
+        rv = put_stored(&version, &changed, b->db, type, id, body, group, ms, now, perr, p);
+        if (rv == APR_SUCCESS && b->done) b->done(b->baton, type, id, version, changed);
+        return rv;
+    }
+    key = apr_pstrcat(p, type, "/", id, NULL);
+    klen = strlen(key);
+    if (apr_hash_get(b->pending, key, (apr_ssize_t)klen)) {
+        rv = atr_store_bulk_flush(b, perr, p);
+        if (rv != APR_SUCCESS) return rv;
+    }
+    APR_ARRAY_PUSH(b->names, const char *) = apr_pstrdup(b->pool, type);
+    APR_ARRAY_PUSH(b->names, const char *) = apr_pstrdup(b->pool, id);
+    apr_hash_set(b->pending, apr_pstrmemdup(b->pool, key, klen), (apr_ssize_t)klen, "");
+    args[0] = apr_itoa(p, b->names->nelts / 2);   /* the row's number: answers come in its order */
+    args[1] = type;
+    args[2] = id;
+    args[3] = atr_time_instant(now, p);
+    args[4] = body;
+    rv = atr_store_batch_add(b->batch, args, p);
+    if (rv != APR_SUCCESS) return bulk_store_error(perr, b, rv, p);
+    if (!atr_store_batch_pending(b->batch)) bulk_reset(b);   /* the batch was full: sent */
+    return APR_SUCCESS;
+}
+
+apr_status_t atr_store_bulk_put(atr_store_bulk_t *bulk, json_t *resource, apr_time_t now, const char **perr,
+                                apr_pool_t *p)
+{
+    const char *type, *id, *body, *errs = NULL;
+    atr_store_members_t ms;
+    int is_group;
+    apr_status_t rv;
+
+    rv = prepare_json(&type, &id, &body, &is_group, &ms, resource, &errs, p);
+    if (rv == APR_SUCCESS) {
+        rv = bulk_write(bulk, type, id, body, is_group ? resource : NULL, &ms, now, &errs, p);
+    }
+    if (perr) *perr = rv == APR_SUCCESS ? NULL : errs;
+    return rv;
+}
+
+apr_status_t atr_store_bulk_put_text(atr_store_bulk_t *bulk, const char *type, const char *id, const char *body,
+                                     const json_t *parsed, const atr_store_members_t *members, apr_time_t now,
+                                     const char **perr, apr_pool_t *p)
+{
+    const char *errs = NULL;
+    int is_group = type && !strcmp(type, "Group");
+    apr_status_t rv;
+
+    rv = check_text(&errs, type, id, parsed, p);
+    if (rv == APR_SUCCESS) {
+        rv = bulk_write(bulk, type, id, body, is_group ? parsed : NULL, members, now, &errs, p);
     }
     if (perr) *perr = rv == APR_SUCCESS ? NULL : errs;
     return rv;

@@ -63,6 +63,29 @@ apr_status_t atr_store_put_text(int *pversion, int *pchanged, atr_db_t *db, cons
                                 const atr_store_members_t *members, apr_time_t now,
                                 const char **perr, apr_pool_t *p);
 
+/* Many writes in one transaction (a loaded file), sent in batches where the driver has
+ * batched statements (PostgreSQL: one round trip per batch of 251 resources instead
+ * of three per resource; a Group is still written at once, its members batched). Results are
+ * those of atr_store_put / atr_store_put_text one by one, in order: the same versions, a
+ * resource given twice becomes two versions (the batch is sent before a repeat), and done
+ * gets each resource's version and changed flag once written (possibly after later calls).
+ * Resources that cannot be stored are refused by the put call itself (APR_EINVAL, *perr);
+ * a store error may surface from a later put or from flush: the caller then rolls back.
+ * Create it inside the transaction (it may set how that transaction plans its statements);
+ * before the transaction commits, atr_store_bulk_flush must succeed. */
+typedef struct atr_store_bulk_t atr_store_bulk_t;
+typedef void atr_store_bulk_cb(void *baton, const char *type, const char *id, int version, int changed);
+apr_status_t atr_store_bulk_create(atr_store_bulk_t **pbulk, atr_db_t *db, atr_store_bulk_cb *done, void *baton,
+                                   apr_pool_t *p);
+/* As atr_store_put; p may be cleared after the call. */
+apr_status_t atr_store_bulk_put(atr_store_bulk_t *bulk, json_t *resource, apr_time_t now, const char **perr,
+                                apr_pool_t *p);
+/* As atr_store_put_text; p may be cleared after the call (members are read during it). */
+apr_status_t atr_store_bulk_put_text(atr_store_bulk_t *bulk, const char *type, const char *id, const char *body,
+                                     const json_t *parsed, const atr_store_members_t *members, apr_time_t now,
+                                     const char **perr, apr_pool_t *p);
+apr_status_t atr_store_bulk_flush(atr_store_bulk_t *bulk, const char **perr, apr_pool_t *p);
+
 /* Delete type/id: its next version is a deletion (deleted = 1, the last body kept), so reads
  * answer 410 and history shows a DELETE; a deleted Group leaves the search index. In the
  * caller's transaction. APR_NOTFOUND when there is no such resource; deleting a deleted

@@ -152,3 +152,95 @@ def test_demo_data_is_deterministic_and_loads(tmp_path, db):
     run("--db", db.spec, "load", *sorted(str(f) for f in a.iterdir()))
     rows = dump(db)
     assert sum(1 for r in rows["atr_current"] if r[0] == "Patient") == 500
+
+
+def _model_load(model, resources):
+    """The versions one write per resource gives (atr_store_put): {(type, id): (version, content)};
+    returns (created, updated, unchanged)."""
+    created = updated = unchanged = 0
+    for r in resources:
+        key, content = (r["resourceType"], r["id"]), json.dumps(r, sort_keys=True)
+        version, old = model.get(key, (0, None))
+        if old == content:
+            unchanged += 1
+        else:
+            model[key] = (version + 1, content)
+            if version:
+                updated += 1
+            else:
+                created += 1
+    return created, updated, unchanged
+
+
+def test_load_in_batches_gives_the_versions_of_one_write_each(db, tmp_path):
+    """On PostgreSQL a file goes to the store in batches of rows (one statement each); the
+    result is that of one write per resource, as on SQLite: ids repeated within a file near
+    and far apart (changed: a new version each time; the same content: unchanged), a Bundle
+    naming one id twice, a Group with more members than one batch holds, its member rows in
+    document order; and loading the same file again."""
+    res = []
+    for i in range(700):   # 300 ids: versions 1, 2, and 3 for the first 100
+        res.append({"resourceType": "Patient", "id": f"bp{i % 300}", "gender": ["male", "female"][(i // 300) % 2]})
+    res.append(dict(res[-1]))                                          # the same again at once
+    res.append({"resourceType": "Patient", "id": "bp7", "gender": "other"})  # and far from its last one
+    members = [{"entity": {"reference": f"Patient/bp{i % 300}"}, "period": {"start": "2024-01-01"}}
+               for i in range(600)]
+    group = {"resourceType": "Group", "id": "bg", "type": "person", "actual": True, "member": members}
+    lines = [json.dumps(r) for r in res]
+    lines.insert(350, json.dumps(group))
+    bundle = {"resourceType": "Bundle", "type": "collection",
+              "entry": [{"resource": {"resourceType": "Coverage", "id": "bc", "status": "active"}},
+                        {"resource": {"resourceType": "Coverage", "id": "bc", "status": "cancelled"}}]}
+    lines.insert(500, json.dumps(bundle))
+    f = tmp_path / "batches.ndjson"
+    f.write_text("\n".join(lines) + "\n")
+    loaded = res[:350] + [group] + res[350:]
+    loaded = loaded[:500] + [e["resource"] for e in bundle["entry"]] + loaded[500:]
+
+    model = {}
+    created, updated, unchanged = _model_load(model, loaded)
+    p = run("--db", db.spec, "load", str(f))
+    assert f"{len(loaded)} resources ({created} created, {updated} updated, {unchanged} unchanged)" in p.stdout
+    assert (created, updated, unchanged) == (302, 402, 1)
+    rows = dump(db)
+    assert {(r[0], r[1]): int(r[2]) for r in rows["atr_current"]} == {k: v[0] for k, v in model.items()}
+    assert sorted((r[0], r[1], int(r[2])) for r in rows["atr_resource"]) == sorted(
+        (t, i, v) for (t, i), (n, _) in model.items() for v in range(1, n + 1))
+    stored = db.sql("SELECT seq, entity_ref FROM atr_group_member WHERE group_id = 'bg' AND version = 1 ORDER BY seq")
+    assert [line.split("|") for line in stored.splitlines()] == [
+        [str(i + 1), m["entity"]["reference"]] for i, m in enumerate(members)]
+
+    p = run("--db", db.spec, "load", str(f))
+    created, updated, unchanged = _model_load(model, loaded)
+    assert f"{len(loaded)} resources ({created} created, {updated} updated, {unchanged} unchanged)" in p.stdout
+    assert (created, updated) == (0, 604)
+    again = dump(db)
+    assert {(r[0], r[1]): int(r[2]) for r in again["atr_current"]} == {k: v[0] for k, v in model.items()}
+    assert len(again["atr_resource"]) == len(rows["atr_resource"]) + updated
+
+
+@pytest.mark.parametrize("bad_at", [3, 600])
+def test_bad_line_after_whole_batches_keeps_nothing(db, tmp_path, bad_at):
+    """A bad line after batches of this file were already sent (PostgreSQL): FILE:LINE, and the
+    store is exactly as before the file (the batches are part of the file's one transaction).
+    A bad member after more members than one batch holds is the same."""
+    run("--db", db.spec, "load", str(SHARED / "spec/atr/2.1.0/examples/Patient-3.json"))
+    before = dump(db)
+    lines = [json.dumps({"resourceType": "Patient", "id": f"k{i}"}) for i in range(bad_at + 100)]
+    members = [{"entity": {"reference": f"Patient/k{i}"}} for i in range(bad_at)] + [{"period": {}}]
+    lines[bad_at - 2] = json.dumps({"resourceType": "Group", "id": "kg", "member": members})
+    lines[bad_at - 1] = '{"resourceType": "Patient", "id": "bad id!"}'
+    f = tmp_path / "bad.ndjson"
+    f.write_text("\n".join(lines) + "\n")
+    p = run("--db", db.spec, "load", str(f), check=False)
+    assert p.returncode == 1
+    assert f"{f}:{bad_at - 1}:" in p.stderr
+    assert f"member[{bad_at}].entity.reference is missing" in p.stderr
+    assert dump(db) == before
+    lines[bad_at - 2] = json.dumps({"resourceType": "Group", "id": "kg", "member": members[:-1]})
+    f.write_text("\n".join(lines) + "\n")
+    p = run("--db", db.spec, "load", str(f), check=False)
+    assert p.returncode == 1
+    assert f"{f}:{bad_at}:" in p.stderr
+    assert "not a valid FHIR id" in p.stderr
+    assert dump(db) == before

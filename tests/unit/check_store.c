@@ -13,6 +13,8 @@
 #include "atr_load.h"
 #include "atr_render.h"
 #include "atr_store.h"
+#include "atr_store_batch.h"
+#include "atr_sql.h"
 #include "atr_time.h"
 
 static apr_pool_t *pool;
@@ -623,6 +625,122 @@ START_TEST(group_quantity_counts_members)
 }
 END_TEST
 
+/* What the bulk writer reports per resource, in order. */
+typedef struct bulk_seen_t {
+    int n;
+    char what[16][48];
+} bulk_seen_t;
+
+static void bulk_seen(void *baton, const char *type, const char *id, int version, int changed)
+{
+    bulk_seen_t *s = baton;
+    ck_assert_int_lt(s->n, 16);
+    snprintf(s->what[s->n++], sizeof(s->what[0]), "%s/%s v%d %s", type, id, version, changed ? "new" : "same");
+}
+
+START_TEST(bulk_writes_like_one_put_each)
+{
+    /* SQLite has no batched statements: the bulk writer writes each resource at once, with
+     * the results of atr_store_put (a repeat is a new version, the same content unchanged) */
+    json_t *a = json_pack("{s:s, s:s, s:s}", "resourceType", "Patient", "id", "b1", "gender", "male");
+    json_t *b = json_pack("{s:s, s:s, s:s}", "resourceType", "Patient", "id", "b1", "gender", "female");
+    json_t *g = json_pack("{s:s, s:s, s:[{s:{s:s}}]}", "resourceType", "Group", "id", "bg", "member", "entity",
+                          "reference", "Patient/b1");
+    json_t *bad = json_pack("{s:s, s:s}", "resourceType", "Patient", "id", "bad id");
+    atr_store_bulk_t *bulk;
+    atr_resource_t *res;
+    bulk_seen_t seen;
+    const char *err = NULL;
+
+    memset(&seen, 0, sizeof(seen));
+    ck_assert_int_eq(atr_store_batch_available(db, "atr_res_put_batch"), 0);
+    ck_assert_int_eq(atr_store_bulk_create(&bulk, db, bulk_seen, &seen, pool), APR_SUCCESS);
+    ck_assert_int_eq(atr_store_bulk_put(bulk, a, at(1), &err, pool), APR_SUCCESS);
+    ck_assert_int_eq(atr_store_bulk_put(bulk, a, at(2), &err, pool), APR_SUCCESS);
+    ck_assert_int_eq(atr_store_bulk_put(bulk, b, at(3), &err, pool), APR_SUCCESS);
+    ck_assert_int_eq(atr_store_bulk_put_text(bulk, "Patient", "b2", "{\"resourceType\":\"Patient\",\"id\":\"b2\"}",
+                                             NULL, NULL, at(4), &err, pool), APR_SUCCESS);
+    ck_assert_int_eq(atr_store_bulk_put(bulk, g, at(5), &err, pool), APR_SUCCESS);
+    ck_assert_int_eq(atr_store_bulk_put(bulk, bad, at(6), &err, pool), APR_EINVAL);
+    ck_assert_msg(err && strstr(err, "not a valid FHIR id"), "message: %s", err ? err : "(none)");
+    ck_assert_int_eq(atr_store_bulk_put_text(bulk, "Observation", "o", "{}", NULL, NULL, at(6), &err, pool),
+                     APR_EINVAL);
+    ck_assert_int_eq(atr_store_bulk_flush(bulk, &err, pool), APR_SUCCESS);
+    ck_assert_int_eq(seen.n, 5);
+    ck_assert_str_eq(seen.what[0], "Patient/b1 v1 new");
+    ck_assert_str_eq(seen.what[1], "Patient/b1 v1 same");
+    ck_assert_str_eq(seen.what[2], "Patient/b1 v2 new");
+    ck_assert_str_eq(seen.what[3], "Patient/b2 v1 new");
+    ck_assert_str_eq(seen.what[4], "Group/bg v1 new");
+    ck_assert_int_eq(atr_store_get(&res, db, "Patient", "b1", 0, pool), APR_SUCCESS);
+    ck_assert_int_eq(res->version, 2);
+    ck_assert_ptr_nonnull(strstr(res->body, "female"));
+    ck_assert_int_eq(members_of("bg", 1, 0).n, 1);
+    json_decref(a);
+    json_decref(b);
+    json_decref(g);
+    json_decref(bad);
+}
+END_TEST
+
+START_TEST(batch_statements_hold_whole_rows)
+{
+    /* The batched statements exist for pgsql only, and their parameters are whole rows of the
+     * per-row statements' arguments (a row one short would shift every column after it) */
+    static const struct { const char *label, *row_label; int nargs; } batched[] = {
+        { "atr_res_put_batch", NULL, 5 },
+        { "atr_mem_insert_batch", "atr_mem_insert", 11 },
+    };
+    const atr_sql_stmt_t *st;
+    atr_db_t fake;
+    size_t i;
+
+    memset(&fake, 0, sizeof(fake));
+    fake.driver_name = "pgsql";
+    fake.prepared = apr_hash_make(pool);
+    for (st = atr_sql_statements("pgsql"); st->label; st++) {
+        apr_hash_set(fake.prepared, st->label, APR_HASH_KEY_STRING, (void *)st);
+    }
+    for (st = atr_sql_statements("sqlite3"); st->label; st++) {
+        for (i = 0; i < sizeof(batched) / sizeof(batched[0]); i++) {
+            ck_assert_str_ne(st->label, batched[i].label);
+        }
+    }
+    for (i = 0; i < sizeof(batched) / sizeof(batched[0]); i++) {
+        ck_assert_int_eq(atr_store_batch_available(&fake, batched[i].label), 1);
+        ck_assert_int_eq(atr_store_batch_available(db, batched[i].label), 0);
+        ck_assert_uint_eq(atr_store_batch_rows(db, batched[i].label, batched[i].nargs), 0);
+        ck_assert_uint_eq(atr_store_batch_rows(&fake, batched[i].label, batched[i].nargs), 251);
+        ck_assert_uint_eq(atr_store_batch_rows(&fake, batched[i].label, batched[i].nargs + 1), 0);
+        if (batched[i].row_label) {
+            ck_assert_uint_eq(atr_store_batch_rows(&fake, batched[i].row_label, batched[i].nargs), 1);
+        }
+    }
+}
+END_TEST
+
+START_TEST(batch_without_batched_statement_writes_each_row)
+{
+    /* On SQLite a batch runs the per-row statement at once: a failing row is named alone */
+    atr_store_batch_t *batch;
+    apr_size_t first = 9, count = 9;
+    const char *row[11] = { "g", "1", "1", "Patient/1", NULL, NULL, NULL, "0", NULL, NULL, "{}" };
+
+    ck_assert_int_eq(atr_store_batch_create(&batch, db, "atr_mem_insert", "atr_mem_insert_batch", 11, NULL, NULL,
+                                            pool), APR_SUCCESS);
+    ck_assert_int_eq(atr_store_batch_add(batch, row, pool), APR_SUCCESS);
+    ck_assert_uint_eq(atr_store_batch_pending(batch), 0);
+    row[2] = "2";
+    ck_assert_int_eq(atr_store_batch_add(batch, row, pool), APR_SUCCESS);
+    ck_assert_int_ne(atr_store_batch_add(batch, row, pool), APR_SUCCESS);   /* seq 2 again */
+    atr_store_batch_failed(batch, &first, &count);
+    ck_assert_uint_eq(first, 2);
+    ck_assert_uint_eq(count, 1);
+    ck_assert_int_eq(atr_store_batch_flush(batch, pool), APR_SUCCESS);
+    ck_assert_int_eq(members_of("g", 1, 0).n, 2);
+}
+END_TEST
+
 Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
@@ -646,6 +764,9 @@ Suite *store_suite(void)
     tcase_add_test(tc, load_bad_file_changes_nothing);
     tcase_add_test(tc, load_ndjson_bundle_and_pretty);
     tcase_add_test(tc, load_fast_path_matches_put);
+    tcase_add_test(tc, bulk_writes_like_one_put_each);
+    tcase_add_test(tc, batch_statements_hold_whole_rows);
+    tcase_add_test(tc, batch_without_batched_statement_writes_each_row);
     suite_add_tcase(s, tc);
     return s;
 }
