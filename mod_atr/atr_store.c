@@ -16,19 +16,6 @@
 #define HISTORY_UNLIMITED "1000000000"
 
 /* The extension of obj with this url, or NULL. */
-static json_t *ext_find(const json_t *obj, const char *url)
-{
-    json_t *exts = json_object_get(obj, "extension");
-    json_t *e;
-    size_t i;
-
-    json_array_foreach(exts, i, e) {
-        const char *u = atr_json_str(e, "url");
-        if (u && !strcmp(u, url)) return e;
-    }
-    return NULL;
-}
-
 static const char *empty_if_null(const char *s)
 {
     return s ? s : "";
@@ -295,11 +282,11 @@ static apr_status_t insert_members(const char **perr, atr_db_t *db, const char *
         rv = check_member(perr, m, group_id, i, p);
         if (rv != APR_SUCCESS) goto leave;
         args[3] = atr_json_path_str(m, "entity", "reference", NULL);
-        e = ext_find(m, ATR_EXT_PROVIDER);
+        e = atr_json_ext_find(m, ATR_EXT_PROVIDER);
         args[4] = e ? atr_json_path_str(e, "valueReference", "reference", NULL) : NULL;
-        e = ext_find(m, ATR_EXT_COVERAGE_REF);
+        e = atr_json_ext_find(m, ATR_EXT_COVERAGE_REF);
         args[5] = e ? atr_json_path_str(e, "valueReference", "reference", NULL) : NULL;
-        e = ext_find(m, ATR_EXT_CHANGE_TYPE);
+        e = atr_json_ext_find(m, ATR_EXT_CHANGE_TYPE);
         args[6] = e ? atr_json_str(e, "valueCode") : NULL;
         args[7] = json_is_true(json_object_get(m, "inactive")) ? "1" : "0";
         args[8] = atr_json_path_str(m, "period", "start", NULL);
@@ -335,12 +322,12 @@ static apr_status_t index_group(atr_db_t *db, const json_t *res, const char *gro
     apr_status_t rv;
     size_t i, j;
 
-    e = ext_find(res, ATR_EXT_LIST_STATUS);
+    e = atr_json_ext_find(res, ATR_EXT_LIST_STATUS);
     args[0] = group_id;
     args[1] = name;
     args[2] = name ? atr_fhir_name_norm(name, p) : NULL;
     args[3] = e ? atr_json_str(e, "valueCode") : NULL;
-    e = ext_find(res, ATR_EXT_CONTRACT_PERIOD);
+    e = atr_json_ext_find(res, ATR_EXT_CONTRACT_PERIOD);
     args[4] = e ? atr_json_path_str(e, "valuePeriod", "start", NULL) : NULL;
     args[5] = e ? atr_json_path_str(e, "valuePeriod", "end", NULL) : NULL;
     args[6] = apr_ltoa(p, (long)nmembers);
