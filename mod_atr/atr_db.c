@@ -349,7 +349,7 @@ apr_status_t atr_db_migrate(atr_db_t *db, int *pfrom, int *pto, int dry_run, con
                             apr_pool_t *p)
 {
     apr_status_t rv;
-    int version, v;
+    int version, v, retried = 0;
 
     *pfrom = *pto = 0;
     if (perr) *perr = NULL;
@@ -380,6 +380,19 @@ apr_status_t atr_db_migrate(atr_db_t *db, int *pfrom, int *pto, int dry_run, con
     while (version < ATR_SCHEMA_VERSION) {
         int elsewhere = 0;
         rv = migrate_step(db, version + 1, &elsewhere, perr, p);
+        if (rv != APR_SUCCESS && !retried && !strcmp(db->driver_name, "sqlite3")) {
+            /* A migration that waited for another one's lock meets the schema that one
+             * changed: the legacy sqlite3_prepare of apr_dbd's driver fails the first
+             * statement with SQLITE_SCHEMA (and apr_dbd then refuses the rest of the
+             * transaction). The step was rolled back and SQLite has reloaded the schema:
+             * once more, from the version the store now holds. */
+            int now;
+            retried = 1;
+            if (read_version(&now, db, perr, p) != APR_SUCCESS) return rv;
+            if (now != version) *pto = now;
+            version = now;
+            continue;
+        }
         if (rv != APR_SUCCESS) return rv;
         if (elsewhere) {
             /* another migration moved the version meanwhile: carry on from where it is */

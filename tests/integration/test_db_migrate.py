@@ -222,18 +222,23 @@ def test_failed_migration_leaves_the_store_as_it_was(workdir, request, fresh_str
     assert structure(store) == fresh_structure
 
 
-def test_two_migrations_at_once_take_turns(workdir, request, fresh_structure):
+def test_migrations_at_once_take_turns(workdir, request, fresh_structure):
+    """Three at once: the ones that wait for the first one's lock find the version moved
+    (on SQLite after the schema changed under them, which apr_dbd's legacy prepare reports
+    as an error once) and end well without doing anything twice."""
     store = v1_store(workdir, request)
     procs = [subprocess.Popen([Paths.atrctl, '--db', store.spec, 'db', 'migrate'],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+             for _ in range(3)]
     outs = [p.communicate(timeout=120) for p in procs]
     store._hand_over()
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err
-    said = sorted(out.strip() for out, _ in outs)
-    assert said in (['schema version 1 migrated to 2', 'schema version 2 is current: nothing to do'],
-                    ['schema version 1 migrated to 2', 'schema version 1 migrated to 2']), said
+        assert err == ''
+    said = [out.strip() for out, _ in outs]
+    assert set(said) <= {'schema version 1 migrated to 2',
+                         'schema version 2 is current: nothing to do'}, said
+    assert 'schema version 1 migrated to 2' in said
     assert version_of(store) == '2'
     assert structure(store) == fresh_structure
     assert store.sql('SELECT count(*) FROM atr_resource').strip() == '4'
