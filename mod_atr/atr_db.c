@@ -90,6 +90,24 @@ static apr_status_t run_rows(const char **pfirst, atr_db_t *db, const char *sql,
     return APR_SUCCESS;
 }
 
+/* The version the store holds: APR_ENOENT when it has no mod_atr schema. */
+static apr_status_t read_version(int *pversion, atr_db_t *db, const char **perr, apr_pool_t *p)
+{
+    const char *version = NULL;
+
+    *pversion = 0;
+    /* Asked twice: apr_dbd's sqlite3 driver prepares with the legacy sqlite3_prepare, so the
+     * first statement a connection runs after another one changed the schema (a migration)
+     * fails with SQLITE_SCHEMA; by then SQLite has reloaded the schema and the second works. */
+    if ((run_rows(&version, db, "SELECT version FROM atr_schema_version", p) != APR_SUCCESS || !version)
+        && (run_rows(&version, db, "SELECT version FROM atr_schema_version", p) != APR_SUCCESS || !version)) {
+        if (perr) *perr = "store has no mod_atr schema: run atrctl db init";
+        return APR_ENOENT;
+    }
+    *pversion = atoi(version);
+    return APR_SUCCESS;
+}
+
 apr_status_t atr_db_open(atr_db_t **pdb, const char *spec, const char **perr, apr_pool_t *p)
 {
     atr_db_t *db = NULL;
@@ -159,9 +177,8 @@ apr_status_t atr_db_open(atr_db_t **pdb, const char *spec, const char **perr, ap
         /* A store without schema yet (before `db init`) cannot prepare its statements:
          * atr_db_init_schema prepares them once the tables exist. Another schema version is
          * left for atr_db_check_schema to report. */
-        const char *version = NULL;
-        if (run_rows(&version, db, "SELECT version FROM atr_schema_version", p) == APR_SUCCESS
-            && version && atoi(version) == ATR_SCHEMA_VERSION) {
+        int version = 0;
+        if (read_version(&version, db, NULL, p) == APR_SUCCESS && version == ATR_SCHEMA_VERSION) {
             rv = prepare_all(db, perr, p);
             if (rv != APR_SUCCESS) goto leave;
         }
@@ -231,14 +248,14 @@ static apr_status_t run_script(atr_db_t *db, apr_dbd_transaction_t *trans, const
 apr_status_t atr_db_init_schema(atr_db_t *db, const char **perr, apr_pool_t *p)
 {
     const char *script, *cur, *sql;
-    const char *version = NULL;
     apr_dbd_transaction_t *trans = NULL;
     apr_status_t rv;
+    int version = 0;
 
     if (perr) *perr = NULL;
-    if (run_rows(&version, db, "SELECT version FROM atr_schema_version", p) == APR_SUCCESS) {
-        if (perr) *perr = apr_psprintf(p, "store already has a mod_atr schema (version %s); nothing done",
-                                       version ? version : "?");
+    if (read_version(&version, db, NULL, p) == APR_SUCCESS) {
+        if (perr) *perr = apr_psprintf(p, "store already has a mod_atr schema (version %d); nothing done",
+                                       version);
         return APR_EEXIST;
     }
     script = atr_schema_sql(db->driver_name);
@@ -280,24 +297,6 @@ apr_status_t atr_db_init_schema(atr_db_t *db, const char **perr, apr_pool_t *p)
                        "ATR00102: store schema version %d created", ATR_SCHEMA_VERSION);
     }
     return rv;
-}
-
-/* The version the store holds: APR_ENOENT when it has no mod_atr schema. */
-static apr_status_t read_version(int *pversion, atr_db_t *db, const char **perr, apr_pool_t *p)
-{
-    const char *version = NULL;
-
-    *pversion = 0;
-    /* Asked twice: apr_dbd's sqlite3 driver prepares with the legacy sqlite3_prepare, so the
-     * first statement a connection runs after another one changed the schema (a migration)
-     * fails with SQLITE_SCHEMA; by then SQLite has reloaded the schema and the second works. */
-    if ((run_rows(&version, db, "SELECT version FROM atr_schema_version", p) != APR_SUCCESS || !version)
-        && (run_rows(&version, db, "SELECT version FROM atr_schema_version", p) != APR_SUCCESS || !version)) {
-        if (perr) *perr = "store has no mod_atr schema: run atrctl db init";
-        return APR_ENOENT;
-    }
-    *pversion = atoi(version);
-    return APR_SUCCESS;
 }
 
 /* One migration step, version to - 1 -> to, in one transaction. The guarded UPDATE comes first:
