@@ -286,6 +286,7 @@ apr_status_t atr_job_exhausted(apr_array_header_t **pjobs, atr_db_t *db, apr_tim
         atr_job_t *j = apr_pcalloc(p, sizeof(*j));
         j->id = col_str(rows, row, 0, p);
         j->claim = col_str(rows, row, 1, p);
+        j->prev_claim = col_str(rows, row, 2, p);
         j->state = "running";
         if (j->id && j->claim) APR_ARRAY_PUSH(jobs, atr_job_t *) = j;
     }

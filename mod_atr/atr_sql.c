@@ -348,7 +348,7 @@ static const atr_sql_stmt_t statements[] = {
     /* jobs whose workers died too often (args: stale limit, max attempts, limit); each is then
      * failed by its claim (atr_job_failed) and its last attempt's leftovers removed */
     { "atr_job_exhausted",
-      "SELECT id, claim FROM atr_export_job WHERE state = 'running' AND heartbeat < %lld"
+      "SELECT id, claim, prev_claim FROM atr_export_job WHERE state = 'running' AND heartbeat < %lld"
       " AND attempts >= CAST(%d AS INTEGER) ORDER BY id LIMIT %d" },
     { "atr_job_delete",
       "UPDATE atr_export_job SET state = 'deleted', finished = %lld WHERE id = %s AND client_id = %s"

@@ -254,9 +254,12 @@ static void sweep(server_rec *s, atr_db_t *db, apr_pool_t *p)
                               ATR_JOB_MAX_ATTEMPTS), now, apr_time_from_sec(atr_conf_export_retention(s)), p);
             if (rv != APR_SUCCESS || !mine) continue;
             n++;
-            /* no later attempt will clean up after the last one; a failed job has no files */
+            /* no later attempt will clean up after the last one; a failed job has no files.
+             * The last attempt may have died before it removed its predecessor's scratch
+             * rows (just after its claim): those go too. */
             atr_job_rmtree(apr_pstrcat(p, atr_conf_export_dir(s), "/", job->id, NULL), p);
             atr_export_forget(db, job->claim, p);
+            if (job->prev_claim) atr_export_forget(db, job->prev_claim, p);
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "ATR00769: export %s failed: interrupted %d times",
                          job->id, ATR_JOB_MAX_ATTEMPTS);
         }
